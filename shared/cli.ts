@@ -1,0 +1,155 @@
+/**
+ * Command-line helpers shared by the entry points: flag parsing with clear
+ * errors, value checks, the Python-style address format of the original
+ * output, and `runMain`, which turns any failure into one line on stderr and
+ * a documented exit code.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { describeError, ExitCode, usageError } from "./errors.ts";
+import { VERSION } from "./version.ts";
+
+/** A flag definition for {@linkcode parseFlags}. */
+export interface FlagSpec {
+  /** `string` flags take a value, `boolean` flags do not. */
+  type: "string" | "boolean";
+  /** One-letter alias. */
+  short?: string;
+  /** Default value. */
+  default?: string | boolean;
+}
+
+/** Parsed flag values by name. */
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+/**
+ * Parses `argv` against `spec` (plus `--help` and `--version`). Throws a
+ * usage {@linkcode CliError} for unknown flags, missing values and
+ * positional arguments.
+ */
+export function parseFlags(argv: string[], spec: Record<string, FlagSpec>): FlagValues {
+  const options = {
+    ...spec,
+    help: { type: "boolean", short: "h" } as FlagSpec,
+    version: { type: "boolean", short: "V" } as FlagSpec,
+  };
+  try {
+    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return values as FlagValues;
+  } catch (error) {
+    const message = String((error as Error).message ?? error).split("\n")[0]
+      .replace(/^Unknown option '([^']+)'.*$/, "unknown option $1")
+      .replace(/^Option '([^']+)' argument missing$/, "option $1 needs a value")
+      .replace(/^Unexpected argument '([^']+)'.*$/, "unexpected argument '$1'");
+    throw usageError(`${message} (see --help)`);
+  }
+}
+
+/** Reads a string flag that has a default. */
+export function str(values: FlagValues, name: string): string {
+  const value = values[name];
+  if (typeof value !== "string") throw usageError(`--${name} needs a value`);
+  return value;
+}
+
+function integer(value: string, flag: string): number {
+  if (!/^\d+$/.test(value.trim())) throw usageError(`--${flag} must be a whole number, got '${value}'`);
+  return Number(value);
+}
+
+/** Parses a port; `allowZero` for servers (0 = any free port). */
+export function parsePort(value: string, allowZero: boolean): number {
+  const port = integer(value, "port");
+  const min = allowZero ? 0 : 1;
+  if (port < min || port > 65535) throw usageError(`--port must be ${min}-65535, got ${value}`);
+  return port;
+}
+
+/** Parses a buffer size between 1 and `max`. */
+export function parseBuffer(value: string, max: number, why = ""): number {
+  const size = integer(value, "buffer");
+  if (size < 1 || size > max) throw usageError(`--buffer must be 1-${max}${why}, got ${value}`);
+  return size;
+}
+
+/** Parses a positive number of seconds into milliseconds. */
+export function parseSeconds(value: string, flag: string): number {
+  const seconds = Number(value);
+  if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw usageError(`--${flag} must be a positive number of seconds, got '${value}'`);
+  }
+  return seconds * 1000;
+}
+
+/** Formats an address like Python's tuple repr in the original output: `('127.0.0.1', 42662)`. */
+export function pythonAddr(hostPort: string): string {
+  const match = /^\[?([^\]]*)\]?:(\d+)$/.exec(hostPort);
+  return match ? `('${match[1].replace(/^::ffff:/, "")}', ${match[2]})` : hostPort;
+}
+
+/** Where an entry point writes: human lines, or one JSON object per line. */
+export class Output {
+  /** Whether `--json` was given. */
+  readonly json: boolean;
+
+  /** Creates an output for human text or JSON lines. */
+  constructor(json: boolean) {
+    this.json = json;
+  }
+
+  /** A human line on stdout (suppressed in JSON mode). */
+  line(text: string): void {
+    if (!this.json) console.log(text);
+  }
+
+  /** A JSON object on stdout (JSON mode only). */
+  record(value: Record<string, unknown>): void {
+    if (this.json) console.log(JSON.stringify(value));
+  }
+
+  /** A warning on stderr, in both modes. */
+  warn(text: string): void {
+    console.error(`[!] ${text}`);
+  }
+}
+
+/** Prints `name version (runtime)` for `--version`. */
+export function versionLine(name: string, runtimeName: string, runtimeVersion: string): string {
+  return `${name} ${VERSION} (${runtimeName} ${runtimeVersion})`;
+}
+
+/**
+ * Runs an entry point's `main`: its resolved number is the exit code; any
+ * thrown value becomes `error: <one line>` on stderr with its exit code.
+ * Unhandled rejections are caught the same way, so no stack trace escapes.
+ */
+export async function runMain(name: string, main: (argv: string[]) => Promise<number>): Promise<never> {
+  const fail = (error: unknown): never => {
+    const report = describeError(error);
+    console.error(`${name}: error: ${report.message}`);
+    process.exit(report.exitCode);
+  };
+  process.on("unhandledRejection", (reason: unknown) => fail(reason));
+  let code: number;
+  try {
+    code = await main(process.argv.slice(2));
+  } catch (error) {
+    return fail(error);
+  }
+  process.exit(code);
+}
+
+/** Re-exported for entry points' documentation of exit codes. */
+export { ExitCode };
+
+/** The exit-code table every `--help` ends with. */
+export const EXIT_CODES_HELP = `Exit codes:
+  0  success (transfer complete and, where the protocol allows, verified)
+  1  transfer failed: incomplete, digest mismatch, refused, or no reply
+  2  bad flag or value
+  3  a local file or folder cannot be read or written
+  4  network error: connection refused, address in use, peer vanished, timeout
+  5  Deno permission missing (the message names the --allow-* flag to add)
+  70 internal error (a bug: please report it)`;

@@ -1,0 +1,267 @@
+/**
+ * File I/O with bounded memory: a chunked reader for the sender, and a
+ * receiver-side file that lives under a temporary name until it is committed
+ * under a name that never overwrites an existing file.
+ *
+ * Uses `node:fs` synchronous calls, which are fast and behave the same in
+ * Deno and Bun (and obey Deno's `--allow-read`/`--allow-write`).
+ *
+ * @module
+ */
+
+import * as fs from "node:fs";
+import { basename, extname, join } from "node:path";
+import { CliError, ExitCode, fileReason } from "./errors.ts";
+
+/** A file opened for reading in chunks. */
+export class InputFile {
+  /** The path as given. */
+  readonly path: string;
+  /** Size in bytes when opened. */
+  readonly size: number;
+  #fd: number;
+  #position = 0;
+
+  private constructor(path: string, fd: number, size: number) {
+    this.path = path;
+    this.#fd = fd;
+    this.size = size;
+  }
+
+  /**
+   * Opens `path` for reading. Throws a {@linkcode CliError} with a clear
+   * message when it is missing, unreadable or not a regular file.
+   */
+  static open(path: string): InputFile {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, "r");
+    } catch (error) {
+      throw fileError(`cannot read '${path}'`, error);
+    }
+    try {
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new CliError(`cannot read '${path}': not a regular file`, ExitCode.FILE);
+      return new InputFile(path, fd, stat.size);
+    } catch (error) {
+      fs.closeSync(fd);
+      throw fileError(`cannot read '${path}'`, error);
+    }
+  }
+
+  /** Reads up to `buffer.length` bytes at the current position; returns 0 at EOF. */
+  read(buffer: Uint8Array): number {
+    let n = 0;
+    while (n < buffer.length) {
+      const got = fs.readSync(this.#fd, buffer, n, buffer.length - n, this.#position);
+      if (got === 0) break;
+      n += got;
+      this.#position += got;
+    }
+    return n;
+  }
+
+  /** Closes the file. */
+  close(): void {
+    fs.closeSync(this.#fd);
+  }
+}
+
+/** Wraps a file-system error in a {@linkcode CliError} with context. */
+export function fileError(context: string, error: unknown): CliError {
+  if (error instanceof CliError) return error;
+  const reason = fileReason(error);
+  if (reason) return new CliError(`${context}: ${reason}`, ExitCode.FILE, { cause: error });
+  if ((error as { name?: string })?.name === "NotCapable") {
+    const message = String((error as Error).message);
+    const match = /Requires (\w+) access to "([^"]*)"/.exec(message);
+    const flag = match ? `--allow-${match[1]}=${match[2]}` : "the matching --allow-* flag";
+    return new CliError(
+      `${context}: permission denied by Deno: run again with ${flag}`,
+      ExitCode.PERMISSION,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new CliError(`${context}: ${(error as Error)?.message ?? error}`, ExitCode.FILE, { cause: error });
+}
+
+/** Checks that `dir` exists and is a folder; throws a {@linkcode CliError} otherwise. */
+export function checkOutputDir(dir: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch (error) {
+    throw fileError(`output folder '${dir}'`, error);
+  }
+  if (!stat.isDirectory()) throw new CliError(`output folder '${dir}': not a directory`, ExitCode.FILE);
+}
+
+const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
+/** Longest stored name we produce, in characters, before the `received_` prefix. */
+const MAX_SAFE_NAME = 180;
+
+/**
+ * Reduces a sender-supplied name to a safe base name, or returns `undefined`
+ * when nothing usable is left. Keeps only the part after the last `/` or `\`,
+ * drops control characters and leading dots, maps Windows-reserved names and
+ * characters away, and limits the length (keeping the extension).
+ */
+export function safeBaseName(name: string): string | undefined {
+  let base = name.split(/[/\\]/).pop() ?? "";
+  // deno-lint-ignore no-control-regex
+  base = base.replace(/[\u0000-\u001f\u007f]/g, "").replace(/[<>:"|?*]/g, "_").trim();
+  base = base.replace(/^\.+/, "");
+  if (base === "" || base === "." || base === "..") return undefined;
+  if (WINDOWS_RESERVED.test(base)) base = `_${base}`;
+  if (base.length > MAX_SAFE_NAME) {
+    const ext = extname(base).slice(0, 16);
+    base = base.slice(0, MAX_SAFE_NAME - ext.length) + ext;
+  }
+  return base;
+}
+
+/** The stored name for a received file, e.g. `received_input.jpeg` or `received_input_udp.jpeg`. */
+export function receivedName(transport: "tcp" | "udp", sentName: string, incomplete = false): string {
+  const ext = extname(sentName);
+  const stem = ext ? sentName.slice(0, -ext.length) : sentName;
+  const udp = transport === "udp" ? "_udp" : "";
+  return `received_${stem}${udp}${incomplete ? ".incomplete" : ""}${ext}`;
+}
+
+function exists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A file being received: written under a hidden temporary name in the output
+ * folder, then either committed (moved to a name that does not exist yet) or
+ * discarded. Nothing under a final name is ever half-written.
+ */
+export class ReceivingFile {
+  /** The temporary path. */
+  readonly tempPath: string;
+  #dir: string;
+  #fd: number | undefined;
+  #written = 0;
+  #committed: string | undefined;
+
+  /** Creates the temporary file in `dir` for a file to be named like `finalName`. */
+  constructor(dir: string, finalName: string) {
+    this.#dir = dir;
+    const unique = crypto.randomUUID().slice(0, 13);
+    this.tempPath = join(dir, `.${finalName}.${unique}.part`);
+    try {
+      this.#fd = fs.openSync(this.tempPath, "wx", 0o644);
+    } catch (error) {
+      throw fileError(`cannot create a file in '${dir}'`, error);
+    }
+  }
+
+  /** The final path once {@linkcode commit} succeeded. */
+  get committedPath(): string | undefined {
+    return this.#committed;
+  }
+
+  /** Bytes written so far with {@linkcode append}. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Appends all of `data`. */
+  append(data: Uint8Array): void {
+    this.writeAt(data, this.#written);
+    this.#written += data.length;
+  }
+
+  /** Writes all of `data` at `position` without moving the append position. */
+  writeAt(data: Uint8Array, position: number): void {
+    if (this.#fd === undefined) throw new Error("file already closed");
+    let off = 0;
+    while (off < data.length) {
+      off += fs.writeSync(this.#fd, data, off, data.length - off, position + off);
+    }
+  }
+
+  /** Reads up to `buffer.length` bytes at `position` (for files used as a spool). */
+  readAt(buffer: Uint8Array, position: number): number {
+    if (this.#fd === undefined) throw new Error("file already closed");
+    let n = 0;
+    while (n < buffer.length) {
+      const got = fs.readSync(this.#fd, buffer, n, buffer.length - n, position + n);
+      if (got === 0) break;
+      n += got;
+    }
+    return n;
+  }
+
+  /** Sets the file's length (zero-extends or truncates). */
+  truncate(length: number): void {
+    if (this.#fd === undefined) throw new Error("file already closed");
+    fs.ftruncateSync(this.#fd, length);
+  }
+
+  #close(): void {
+    if (this.#fd !== undefined) {
+      const fd = this.#fd;
+      this.#fd = undefined;
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * Closes the file and gives it `name` in the output folder, adding `_1`,
+   * `_2`, … before the extension when that name is taken. Returns the path.
+   * Uses a hard link, which fails instead of overwriting, then removes the
+   * temporary name.
+   */
+  commit(name: string): string {
+    this.#close();
+    const ext = extname(name);
+    const stem = ext ? name.slice(0, -ext.length) : name;
+    for (let i = 0; i < 10000; i++) {
+      const candidate = join(this.#dir, i === 0 ? name : `${stem}_${i}${ext}`);
+      if (exists(candidate)) continue;
+      try {
+        fs.linkSync(this.tempPath, candidate);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === "EEXIST") continue;
+        if (code === "EPERM" || code === "ENOTSUP" || code === "EXDEV") {
+          // File systems without hard links: check-then-rename.
+          if (exists(candidate)) continue;
+          fs.renameSync(this.tempPath, candidate);
+          this.#committed = candidate;
+          return candidate;
+        }
+        throw fileError(`cannot save '${candidate}'`, error);
+      }
+      fs.unlinkSync(this.tempPath);
+      this.#committed = candidate;
+      return candidate;
+    }
+    throw new CliError(`cannot find a free name for '${name}' in '${this.#dir}'`, ExitCode.FILE);
+  }
+
+  /** Closes and deletes the temporary file. Safe to call twice; does nothing after a commit. */
+  discard(): void {
+    if (this.#committed) return;
+    try {
+      this.#close();
+    } catch { /* already closed */ }
+    try {
+      fs.unlinkSync(this.tempPath);
+    } catch { /* already gone */ }
+  }
+}
+
+/** The name part of a path, for the header of a framed transfer. */
+export function sentName(path: string): string {
+  return basename(path) || "file";
+}

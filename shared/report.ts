@@ -1,0 +1,192 @@
+/**
+ * Human and JSON output for clients and servers, in the original scripts'
+ * shape (`[*] …` lines and a summary block), shared by TCP and UDP.
+ *
+ * @module
+ */
+
+import { ExitCode, type Output, pythonAddr } from "./cli.ts";
+import {
+  formatMbps,
+  formatSeconds,
+  formatSummary,
+  type SummaryRow,
+  type TransferSummary,
+} from "./metrics.ts";
+import { runtime } from "./runtime.ts";
+import type { ServerEvent, ServerHandle } from "./server_events.ts";
+
+/** Events both clients emit. */
+export type ClientEvent =
+  | { type: "preparing"; file: string; bytes: number; host: string; port: number; buffer: number }
+  | { type: "connected"; host: string; port: number }
+  | { type: "sent"; file: string; chunks?: number; packets?: number }
+  | { type: "response"; text: string };
+
+/** Prints a client event as the original's `[*]` line (human mode only). */
+export function printClientEvent(out: Output, transport: "tcp" | "udp", event: ClientEvent): void {
+  switch (event.type) {
+    case "preparing": {
+      const over = transport === "udp" ? " over UDP" : "";
+      out.line(
+        `[*] Preparing to send '${event.file}' (${event.bytes} bytes) to ${event.host}:${event.port}${over}`,
+      );
+      out.line(`[*] Using buffer size of ${event.buffer} bytes`);
+      break;
+    }
+    case "connected":
+      out.line(`[*] Connected to ${event.host}:${event.port}`);
+      break;
+    case "sent":
+      out.line(
+        event.packets !== undefined
+          ? `[*] File '${event.file}' sent (${event.packets} packets).`
+          : `[*] File '${event.file}' sent (${event.chunks} chunks).`,
+      );
+      break;
+    case "response":
+      out.line(
+        `[*] Server response: ${
+          event.text === "" ? "(none: the server closed without replying)" : event.text
+        }`,
+      );
+      break;
+  }
+}
+
+/** The summary block's rows: the original's five, then what we add. */
+export function summaryRows(s: TransferSummary): SummaryRow[] {
+  const rows: SummaryRow[] = [
+    ["File size", `${s.bytes} bytes`],
+    ["Buffer size", `${s.buffer} bytes`],
+    s.transport === "udp" ? ["Packets sent", `${s.packets}`] : ["Chunks sent", `${s.chunks}`],
+    ["Total time", `${formatSeconds(s.seconds)} s`],
+    ["Throughput", `${formatMbps(s.mbps)} Mbps`],
+  ];
+  if (s.transport === "udp" || s.status !== "success") {
+    rows.push(["Confirmed", `${s.confirmedBytes} of ${s.bytes} bytes`]);
+  }
+  const verified = s.verified ? ", SHA-256 verified by the server" : "";
+  rows.push(["Mode", `${s.mode}${verified}`]);
+  rows.push(["Status", s.status]);
+  return rows;
+}
+
+/** Prints the summary block, or the JSON summary. */
+export function printSummary(out: Output, s: TransferSummary): void {
+  if (out.json) {
+    const { transport, mode, file, bytes, buffer, seconds, mbps, status, response } = s;
+    const count = s.transport === "udp" ? { packets: s.packets } : { chunks: s.chunks };
+    out.record({
+      transport,
+      mode,
+      file,
+      bytes,
+      buffer,
+      ...count,
+      seconds: Number(seconds.toFixed(6)),
+      mbps: Number(mbps.toFixed(3)),
+      confirmedBytes: s.confirmedBytes,
+      status,
+      response,
+      sha256: s.sha256,
+      verified: s.verified,
+    });
+    return;
+  }
+  if (s.verified) out.line(`[*] Verified: the server's SHA-256 matches (${s.sha256})`);
+  out.line("");
+  out.line(formatSummary(`${s.transport.toUpperCase()} Transfer Summary`, summaryRows(s)));
+  out.line(s.transport === "tcp" ? "[*] Connection closed." : "[*] Socket closed.");
+}
+
+/** A client's exit code for its summary. */
+export function clientExitCode(s: TransferSummary): number {
+  return s.status === "success" || s.status === "unconfirmed" ? ExitCode.OK : ExitCode.TRANSFER_FAILED;
+}
+
+/** Why a summary is not a success, as one line for stderr, or `undefined`. */
+export function failureLine(
+  s: TransferSummary,
+  host: string,
+  port: number,
+  timeoutMs: number,
+): string | undefined {
+  switch (s.status) {
+    case "success":
+    case "unconfirmed":
+      return undefined;
+    case "no-reply":
+      return s.transport === "udp"
+        ? `no reply from ${host}:${port} within ${
+          timeoutMs / 1000
+        } s (is the server running? UDP reports no connection errors)`
+        : `${host}:${port} closed the connection without a framed reply (is it an imgxfer server? try --classic)`;
+    case "mismatch":
+      return `the server's SHA-256 does not match the file: the transfer was corrupted`;
+    default:
+      return `the server did not confirm the file: ${s.response || s.status}`;
+  }
+}
+
+/** Prints a server event as the original's lines, or as a JSON line. */
+export function printServerEvent(out: Output, event: ServerEvent): void {
+  out.record(event as unknown as Record<string, unknown>);
+  switch (event.event) {
+    case "listening":
+      out.line(
+        event.transport === "tcp"
+          ? `[*] Listening on ${event.host}:${event.port}`
+          : `[*] UDP server listening on ${event.host}:${event.port}`,
+      );
+      break;
+    case "connection":
+      out.line(
+        event.transport === "tcp"
+          ? `[*] Connection established from ${pythonAddr(event.from)}`
+          : `[*] Receiving packets from ${pythonAddr(event.from)}`,
+      );
+      break;
+    case "received":
+      if (event.complete) {
+        out.line(`[*] File received and saved as '${event.path}'.`);
+        if (event.verified) out.line(`[*] SHA-256 verified: ${event.sha256}`);
+      } else {
+        const p = event.packets;
+        const missing = p && p.missing ? `, missing ${p.missing}` : "";
+        out.line(
+          `[!] File INCOMPLETE (${p?.received}/${p?.expected} packets${missing}); saved as '${event.path}'.`,
+        );
+      }
+      break;
+    case "reply":
+      out.line(
+        event.text.startsWith("SUCCESS")
+          ? "[*] Confirmation sent to client."
+          : `[*] Reply sent to client: ${event.text}`,
+      );
+      break;
+    case "failed":
+      if (!out.json) out.warn(`Transfer from ${pythonAddr(event.from)} failed: ${event.error}`);
+      break;
+    case "ignored":
+      break;
+    case "shutdown":
+      out.line("[*] Server shutdown.");
+      break;
+  }
+}
+
+/**
+ * Waits for a server to stop, closing it on SIGINT or SIGTERM. Returns the
+ * exit code (0: a stop on request is a clean stop).
+ */
+export async function runServer(handle: ServerHandle): Promise<number> {
+  const off = runtime.onShutdownSignal(() => void handle.close());
+  try {
+    await handle.done;
+  } finally {
+    off();
+  }
+  return ExitCode.OK;
+}

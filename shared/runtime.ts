@@ -1,0 +1,484 @@
+/**
+ * The runtime adapter: the only module that asks "am I on Deno or on Bun?".
+ *
+ * It gives both runtimes the shapes of `Deno.listen`, `Deno.connect` and
+ * `Deno.listenDatagram`. On Deno those are the native objects. On Bun they
+ * are thin wrappers around `Bun.listen`, `Bun.connect` and `Bun.udpSocket`
+ * that keep Deno's semantics:
+ *
+ * - `write()` may write part of the buffer and returns how much it wrote
+ *   (Bun's `socket.write` does the same, but does not buffer the rest: we
+ *   wait for `drain` and let the caller retry);
+ * - `closeWrite()` is a half-close (`socket.shutdown()`; Bun's `end()` is a
+ *   full close) and sockets are opened with `allowHalfOpen` so a server can
+ *   reply after the client's FIN;
+ * - `read()` returns `null` at EOF; received data is queued and the socket
+ *   paused above a high-water mark, so memory stays bounded;
+ * - errors carry Deno's names (`ConnectionRefused`, `AddrInUse`, …).
+ *
+ * @module
+ */
+
+/** A network address, as Deno reports it. */
+export interface NetAddr {
+  /** `"tcp"` or `"udp"`. */
+  transport: "tcp" | "udp";
+  /** An IP address or host name. */
+  hostname: string;
+  /** The port number. */
+  port: number;
+}
+
+/** A TCP connection with the subset of `Deno.TcpConn` this project uses. */
+export interface Conn {
+  /** This end's address. */
+  readonly localAddr: NetAddr;
+  /** The peer's address. */
+  readonly remoteAddr: NetAddr;
+  /** Reads up to `p.length` bytes into `p`; resolves to the count, or `null` at EOF. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p` (maybe not all) and resolves to the number of bytes written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Half-closes: the peer sees EOF, and this end can still read its reply. */
+  closeWrite(): Promise<void>;
+  /** Closes the connection in both directions. */
+  close(): void;
+}
+
+/** A TCP listener with the subset of `Deno.Listener` this project uses. */
+export interface Listener extends AsyncIterable<Conn> {
+  /** The bound address (with the real port when 0 was asked for). */
+  readonly addr: NetAddr;
+  /** Waits for the next connection. Rejects once the listener is closed. */
+  accept(): Promise<Conn>;
+  /** Stops listening. */
+  close(): void;
+}
+
+/** A UDP socket with the subset of `Deno.DatagramConn` this project uses. */
+export interface DatagramConn {
+  /** The bound address. */
+  readonly addr: NetAddr;
+  /** Sends one datagram. Await it before sending the next (Deno reverses unawaited sends). */
+  send(p: Uint8Array, addr: NetAddr): Promise<number>;
+  /**
+   * Receives one datagram. With `p`, the result may be a view into `p`,
+   * overwritten by the next call: copy what you keep. Rejects with an error
+   * named `Interrupted` or `BadResource` once the socket is closed.
+   */
+  receive(p?: Uint8Array): Promise<[Uint8Array, NetAddr]>;
+  /** Closes the socket; a pending `receive()` rejects. */
+  close(): void;
+}
+
+/** Options for {@linkcode Runtime.listen} and {@linkcode Runtime.connect}. */
+export interface TcpOptions {
+  /** Address to bind or connect to. */
+  hostname: string;
+  /** Port; 0 lets the system choose when listening. */
+  port: number;
+}
+
+/** The network surface of a runtime. */
+export interface Runtime {
+  /** `"deno"` or `"bun"`. */
+  readonly name: "deno" | "bun";
+  /** The runtime's version string. */
+  readonly version: string;
+  /** Like `Deno.listen({ transport: "tcp" })`. */
+  listen(options: TcpOptions): Listener;
+  /** Like `Deno.connect({ transport: "tcp" })`. */
+  connect(options: TcpOptions): Promise<Conn>;
+  /** Like `Deno.listenDatagram({ transport: "udp" })`; async because Bun's is. */
+  listenDatagram(options: TcpOptions): Promise<DatagramConn>;
+  /** Calls `handler` on SIGINT or SIGTERM; returns a function that removes it. */
+  onShutdownSignal(handler: (signal: string) => void): () => void;
+}
+
+/** Creates an `Error` with a Deno-style `name`, so callers can match on names only. */
+function namedError(name: string, message: string, cause?: unknown): Error {
+  const error = new Error(message, cause === undefined ? undefined : { cause });
+  error.name = name;
+  return error;
+}
+
+const BUN_CODES: Record<string, string> = {
+  ECONNREFUSED: "ConnectionRefused",
+  EADDRINUSE: "AddrInUse",
+  ECONNRESET: "ConnectionReset",
+  EPIPE: "BrokenPipe",
+  EADDRNOTAVAIL: "AddrNotAvailable",
+  ETIMEDOUT: "TimedOut",
+  EACCES: "PermissionDenied",
+  ENOTFOUND: "ENOTFOUND",
+};
+
+/** Gives a Bun/Node error Deno's name for the same condition. */
+function normaliseBunError(error: unknown): Error {
+  if (!(error instanceof Error)) return namedError("Error", String(error));
+  const code = (error as { code?: string }).code ?? "";
+  let name = BUN_CODES[code];
+  if (!name) {
+    if (/refused|failed to connect/i.test(error.message)) name = "ConnectionRefused";
+    else if (/in use/i.test(error.message)) name = "AddrInUse";
+    else return error;
+  }
+  return namedError(name, error.message, error);
+}
+
+/** True when `hostname` is an IPv4 or IPv6 literal. */
+export function isIpLiteral(hostname: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname) ||
+    (hostname.includes(":") && /^[0-9a-fA-F:.]+$/.test(hostname));
+}
+
+// ---------------------------------------------------------------- Deno ----
+
+// deno-lint-ignore no-explicit-any
+type AnyDeno = any;
+
+function denoRuntime(deno: AnyDeno): Runtime {
+  return {
+    name: "deno",
+    version: deno.version.deno,
+    listen: (o) => deno.listen({ transport: "tcp", hostname: o.hostname, port: o.port }),
+    connect: (o) => deno.connect({ transport: "tcp", hostname: o.hostname, port: o.port }),
+    listenDatagram: (o) => {
+      if (typeof deno.listenDatagram !== "function") {
+        return Promise.reject(
+          namedError(
+            "NotCapable",
+            "UDP needs Deno's unstable net API: run with --unstable-net (deno.json sets it)",
+          ),
+        );
+      }
+      try {
+        return Promise.resolve(deno.listenDatagram({ transport: "udp", hostname: o.hostname, port: o.port }));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+    onShutdownSignal(handler) {
+      const onInt = () => handler("SIGINT");
+      const onTerm = () => handler("SIGTERM");
+      deno.addSignalListener("SIGINT", onInt);
+      deno.addSignalListener("SIGTERM", onTerm);
+      return () => {
+        deno.removeSignalListener("SIGINT", onInt);
+        deno.removeSignalListener("SIGTERM", onTerm);
+      };
+    },
+  };
+}
+
+// ----------------------------------------------------------------- Bun ----
+
+// deno-lint-ignore no-explicit-any
+type BunSocket = any;
+// deno-lint-ignore no-explicit-any
+type AnyBun = any;
+
+/** Bytes queued per Bun connection before the socket is paused. */
+const BUN_READ_HIGH_WATER = 4 << 20;
+
+/** A `Conn` over a Bun TCP socket. Handlers call the `on*` methods. */
+class BunConn implements Conn {
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  #socket: BunSocket;
+  #chunks: Uint8Array[] = [];
+  #offset = 0;
+  #buffered = 0;
+  #paused = false;
+  #eof = false;
+  #closed = false;
+  #error: Error | undefined;
+  #wakeReader: (() => void) | undefined;
+  #wakeWriter: (() => void) | undefined;
+
+  constructor(socket: BunSocket, local: NetAddr, remote: NetAddr) {
+    this.#socket = socket;
+    this.localAddr = local;
+    this.remoteAddr = remote;
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    if (!this.#paused && this.#buffered >= BUN_READ_HIGH_WATER) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+    this.#wake();
+  }
+
+  onEnd(): void {
+    this.#eof = true;
+    this.#wake();
+  }
+
+  onClose(error?: unknown): void {
+    this.#closed = true;
+    this.#eof = true;
+    if (error && !this.#error) this.#error = normaliseBunError(error);
+    this.#wake();
+  }
+
+  onError(error: unknown): void {
+    this.#error ??= normaliseBunError(error);
+    this.#wake();
+  }
+
+  onDrain(): void {
+    this.#wake();
+  }
+
+  #wake(): void {
+    const reader = this.#wakeReader;
+    const writer = this.#wakeWriter;
+    this.#wakeReader = undefined;
+    this.#wakeWriter = undefined;
+    reader?.();
+    writer?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#buffered === 0) {
+      if (this.#error && this.#error.name !== "BrokenPipe") throw this.#error;
+      if (this.#eof) return null;
+      await new Promise<void>((resolve) => this.#wakeReader = resolve);
+    }
+    let n = 0;
+    while (n < p.length && this.#chunks.length > 0) {
+      const head = this.#chunks[0];
+      const take = Math.min(p.length - n, head.length - this.#offset);
+      p.set(head.subarray(this.#offset, this.#offset + take), n);
+      n += take;
+      this.#offset += take;
+      if (this.#offset === head.length) {
+        this.#chunks.shift();
+        this.#offset = 0;
+      }
+    }
+    this.#buffered -= n;
+    if (this.#paused && this.#buffered < BUN_READ_HIGH_WATER / 2) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+    return n;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    if (p.length === 0) return 0;
+    for (;;) {
+      if (this.#error) throw this.#error;
+      if (this.#closed) throw namedError("BrokenPipe", "connection closed by peer");
+      const n: number = this.#socket.write(p);
+      if (n > 0) return n;
+      if (n < 0) throw namedError("BrokenPipe", "connection closed by peer");
+      await new Promise<void>((resolve) => this.#wakeWriter = resolve);
+    }
+  }
+
+  closeWrite(): Promise<void> {
+    if (!this.#closed) this.#socket.shutdown();
+    return Promise.resolve();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#eof = true;
+    this.#socket.end();
+    this.#wake();
+  }
+}
+
+/** Socket handlers shared by Bun's listener and connector: they route events to the `BunConn`. */
+function bunHandlers(onOpen: (socket: BunSocket) => void, onConnectError?: (error: unknown) => void) {
+  return {
+    binaryType: "uint8array",
+    open: onOpen,
+    data: (s: BunSocket, chunk: Uint8Array) => (s.data as BunConn | undefined)?.onData(chunk),
+    drain: (s: BunSocket) => (s.data as BunConn | undefined)?.onDrain(),
+    end: (s: BunSocket) => (s.data as BunConn | undefined)?.onEnd(),
+    close: (s: BunSocket, error?: unknown) => (s.data as BunConn | undefined)?.onClose(error),
+    error: (s: BunSocket, error: unknown) => (s.data as BunConn | undefined)?.onError(error),
+    connectError: (_s: BunSocket, error: unknown) => onConnectError?.(error),
+  };
+}
+
+/** An unbounded-by-design hand-off queue: producers push, one consumer awaits. */
+class AsyncQueue<T> {
+  #items: T[] = [];
+  #waiters: { resolve: (v: T) => void; reject: (e: Error) => void }[] = [];
+  #closedError: Error | undefined;
+
+  get length(): number {
+    return this.#items.length;
+  }
+
+  push(item: T): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve(item);
+    else this.#items.push(item);
+  }
+
+  shift(): Promise<T> {
+    if (this.#items.length > 0) return Promise.resolve(this.#items.shift() as T);
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  close(error: Error): void {
+    this.#closedError = error;
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
+  }
+}
+
+function bunListen(bun: AnyBun, o: TcpOptions): Listener {
+  const pending = new AsyncQueue<Conn>();
+  let server: BunSocket;
+  try {
+    server = bun.listen({
+      hostname: o.hostname,
+      port: o.port,
+      allowHalfOpen: true,
+      socket: bunHandlers((socket) => {
+        const conn = new BunConn(
+          socket,
+          { transport: "tcp", hostname: o.hostname, port: server?.port ?? o.port },
+          { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 },
+        );
+        socket.data = conn;
+        pending.push(conn);
+      }),
+    });
+  } catch (error) {
+    throw normaliseBunError(error);
+  }
+  const addr: NetAddr = { transport: "tcp", hostname: o.hostname, port: server.port };
+  const listener: Listener = {
+    addr,
+    accept: () => pending.shift(),
+    close() {
+      server.stop(false);
+      pending.close(namedError("BadResource", "listener closed"));
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        try {
+          yield await pending.shift();
+        } catch {
+          return;
+        }
+      }
+    },
+  };
+  return listener;
+}
+
+async function bunConnect(bun: AnyBun, o: TcpOptions): Promise<Conn> {
+  let connectError: unknown;
+  try {
+    const socket = await bun.connect({
+      hostname: o.hostname,
+      port: o.port,
+      allowHalfOpen: true,
+      socket: bunHandlers(
+        (socket) => {
+          socket.data = new BunConn(
+            socket,
+            { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 },
+            { transport: "tcp", hostname: o.hostname, port: o.port },
+          );
+        },
+        (error) => connectError = error,
+      ),
+    });
+    return socket.data as BunConn;
+  } catch (error) {
+    throw normaliseBunError(connectError ?? error);
+  }
+}
+
+/** Datagrams queued per Bun UDP socket before new ones are dropped, like a kernel buffer. */
+const BUN_UDP_QUEUE_LIMIT = 8192;
+
+async function bunListenDatagram(bun: AnyBun, o: TcpOptions): Promise<DatagramConn> {
+  const queue = new AsyncQueue<[Uint8Array, NetAddr]>();
+  let socket: BunSocket;
+  try {
+    socket = await bun.udpSocket({
+      hostname: o.hostname,
+      port: o.port,
+      binaryType: "uint8array",
+      socket: {
+        data(_s: BunSocket, data: Uint8Array, port: number, address: string) {
+          if (queue.length < BUN_UDP_QUEUE_LIMIT) {
+            queue.push([data, { transport: "udp", hostname: address, port }]);
+          }
+        },
+        // Bun calls this with one argument. ICMP "port unreachable" arrives
+        // here as ECONNREFUSED; like Deno, we ignore it (UDP has no connection).
+        error(_error: unknown) {},
+      },
+    });
+  } catch (error) {
+    throw normaliseBunError(error);
+  }
+  return {
+    addr: { transport: "udp", hostname: o.hostname, port: socket.port },
+    send(p, addr) {
+      try {
+        socket.send(p, addr.port, addr.hostname);
+        return Promise.resolve(p.length);
+      } catch (error) {
+        return Promise.reject(normaliseBunError(error));
+      }
+    },
+    async receive(p) {
+      const [data, addr] = await queue.shift();
+      if (!p) return [data, addr];
+      const n = Math.min(p.length, data.length);
+      p.set(data.subarray(0, n));
+      return [p.subarray(0, n), addr];
+    },
+    close() {
+      socket.close();
+      queue.close(namedError("Interrupted", "socket closed"));
+    },
+  };
+}
+
+function bunRuntime(bun: AnyBun): Runtime {
+  return {
+    name: "bun",
+    version: bun.version,
+    listen: (o) => bunListen(bun, o),
+    connect: (o) => bunConnect(bun, o),
+    listenDatagram: (o) => bunListenDatagram(bun, o),
+    onShutdownSignal(handler) {
+      const onInt = () => handler("SIGINT");
+      const onTerm = () => handler("SIGTERM");
+      process.on("SIGINT", onInt);
+      process.on("SIGTERM", onTerm);
+      return () => {
+        process.off("SIGINT", onInt);
+        process.off("SIGTERM", onTerm);
+      };
+    },
+  };
+}
+
+/** Picks the adapter for the runtime this code runs on. */
+function detect(): Runtime {
+  const g = globalThis as AnyDeno;
+  if (g.Deno?.listen) return denoRuntime(g.Deno);
+  if (g.Bun?.listen) return bunRuntime(g.Bun);
+  throw new Error("imgxfer runs on Deno or Bun; this runtime is neither");
+}
+
+/** The adapter for the current runtime. Immutable; created once at import. */
+export const runtime: Runtime = detect();

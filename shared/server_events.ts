@@ -1,0 +1,56 @@
+/**
+ * What both servers report, and the handle they return. Entry points turn
+ * these events into the original's `[*]` lines or into JSON lines.
+ *
+ * @module
+ */
+
+import type { NetAddr } from "./runtime.ts";
+
+/** A file the server stored (complete, or under an `incomplete` name). */
+export interface ReceivedEvent {
+  event: "received";
+  transport: "tcp" | "udp";
+  mode: "framed" | "classic";
+  /** Where the file was saved. */
+  path: string;
+  /** Bytes saved. */
+  bytes: number;
+  /** SHA-256 (hex) of the saved bytes. */
+  sha256: string;
+  /** Whether the file is whole (and, for framed TCP, verified). */
+  complete: boolean;
+  /** Whether the sender's digest was checked and matched (framed TCP only). */
+  verified?: boolean;
+  /** The sender, `host:port`. */
+  from: string;
+  /** UDP: packets received and expected, and the missing ranges, when incomplete. */
+  packets?: { received: number; expected: number; missing: string };
+  /** Seconds from the first byte to the save. */
+  seconds: number;
+}
+
+/** Everything a server reports. */
+export type ServerEvent =
+  | { event: "listening"; transport: "tcp" | "udp"; host: string; port: number }
+  | { event: "connection"; transport: "tcp" | "udp"; from: string }
+  | ReceivedEvent
+  | { event: "reply"; transport: "tcp" | "udp"; to: string; text: string }
+  | { event: "failed"; transport: "tcp" | "udp"; from: string; error: string; bytes: number }
+  | { event: "ignored"; transport: "udp"; from: string; reason: string }
+  | { event: "shutdown"; transport: "tcp" | "udp" };
+
+/** A running server. */
+export interface ServerHandle {
+  /** The bound address, with the real port. */
+  readonly addr: NetAddr;
+  /** Resolves when the server has stopped (after `--once`, or `close()`). */
+  readonly done: Promise<void>;
+  /** Stops accepting, ends open sessions, and resolves when stopped. */
+  close(): Promise<void>;
+}
+
+/** Formats an address as `host:port` (IPv6 in brackets). */
+export function formatAddr(addr: { hostname: string; port: number }): string {
+  return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
+}

@@ -1,0 +1,79 @@
+/**
+ * `tcp-server`: receive files over TCP, framed or classic, on one port.
+ *
+ * ```sh
+ * deno task tcp:server --port 8081 --out received/
+ * bun tcp/server.ts --port 8081 --once
+ * ```
+ *
+ * @module
+ */
+
+import {
+  EXIT_CODES_HELP,
+  Output,
+  parseBuffer,
+  parseFlags,
+  parsePort,
+  parseSeconds,
+  runMain,
+  str,
+  versionLine,
+} from "../shared/cli.ts";
+import { printServerEvent, runServer } from "../shared/report.ts";
+import { runtime } from "../shared/runtime.ts";
+import { serveTcp } from "./serve.ts";
+
+/** `--help` text. */
+export const HELP = `Usage: tcp-server [options]
+
+Receive files over TCP. One port serves both formats: framed senders (our
+default: name, size and SHA-256 verified) and classic raw streams (the
+original scripts, nc -N, socat). Files are written under a temporary name
+and renamed when complete; an existing file is never overwritten.
+
+Options:
+  --host HOST           address to bind (default 0.0.0.0)
+  --port PORT           port to bind, 0 for any free port (default 8081)
+  --buffer BYTES        receive size (default 4096)
+  --out DIR             folder for received files (default .)
+  --once                exit after one transfer, like the original
+  --idle-timeout SECS   drop a connection silent this long (default 30)
+  --json                one JSON object per line on stdout
+  -h, --help            show this help
+  -V, --version         show the version
+
+Examples:
+  deno task tcp:server
+  deno run --allow-net=127.0.0.1:9000 --allow-read=in --allow-write=in tcp/server.ts --host 127.0.0.1 --port 9000 --out in --once
+  bun tcp/server.ts --port 8081 --json
+
+${EXIT_CODES_HELP}`;
+
+/** Runs the TCP server with command-line `argv`; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    host: { type: "string", default: "0.0.0.0" },
+    port: { type: "string", default: "8081" },
+    buffer: { type: "string", default: "4096" },
+    out: { type: "string", default: "." },
+    once: { type: "boolean", default: false },
+    "idle-timeout": { type: "string", default: "30" },
+    json: { type: "boolean", default: false },
+  });
+  if (flags.help) return console.log(HELP), 0;
+  if (flags.version) return console.log(versionLine("tcp-server", runtime.name, runtime.version)), 0;
+  const out = new Output(flags.json === true);
+  const handle = serveTcp({
+    host: str(flags, "host"),
+    port: parsePort(str(flags, "port"), true),
+    buffer: parseBuffer(str(flags, "buffer"), 64 << 20),
+    outDir: str(flags, "out"),
+    once: flags.once === true,
+    idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
+    onEvent: (event) => printServerEvent(out, event),
+  });
+  return await runServer(handle);
+}
+
+if (import.meta.main) runMain("tcp-server", main);

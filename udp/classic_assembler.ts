@@ -1,0 +1,174 @@
+/**
+ * The receiving side of the classic UDP format, without I/O.
+ *
+ * The driver appends every new payload to a spool file in arrival order, at
+ * the offset this assembler assigns, and asks it at the end for a plan that
+ * lays the payloads out in sequence order (holes zero-filled, so an
+ * incomplete image keeps its geometry). When everything arrived in order the
+ * spool already is the file and no copy is needed.
+ *
+ * Memory: 16 bytes per packet for the spool index plus one range per gap.
+ *
+ * @module
+ */
+
+import { type ClassicDatagram, type ClassicUdpOutcome, isCompleteOutcome } from "../shared/protocol.ts";
+import { RangeSet } from "../shared/range_set.ts";
+
+/** What the driver should do with a datagram. */
+export type AssemblerAction =
+  | { action: "store"; seq: number; payload: Uint8Array; spoolOffset: number }
+  | { action: "duplicate"; seq: number }
+  | { action: "end" }
+  | { action: "reject"; reason: string };
+
+/** One step of the final layout, in sequence order. */
+export type LayoutStep =
+  | { kind: "copy"; seq: number; spoolOffset: number; length: number }
+  | { kind: "hole"; seq: number; length: number };
+
+/** Limits for one classic session. */
+export interface AssemblerLimits {
+  /** Largest total payload accepted, in bytes. */
+  maxBytes: number;
+}
+
+/** Collects classic datagrams of one sender and reports what is missing. */
+export class ClassicAssembler {
+  #seen = new RangeSet();
+  #seqs = new Int32Array(1024);
+  #offsets = new Float64Array(1024);
+  #count = 0;
+  #spoolBytes = 0;
+  #stride = 0;
+  #inOrder = true;
+  #shortSeen = false;
+  #ended = false;
+  #trailer: { packets: number; bytes: number } | undefined;
+  #duplicates = 0;
+  #limits: AssemblerLimits;
+
+  /** Creates an assembler that accepts at most `limits.maxBytes` of payload. */
+  constructor(limits: AssemblerLimits) {
+    this.#limits = limits;
+  }
+
+  /** Whether the end marker has arrived. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Bytes stored so far (the spool's length). */
+  get receivedBytes(): number {
+    return this.#spoolBytes;
+  }
+
+  /** Distinct packets stored so far. */
+  get receivedPackets(): number {
+    return this.#count;
+  }
+
+  /** Duplicate datagrams ignored so far. */
+  get duplicates(): number {
+    return this.#duplicates;
+  }
+
+  /** Whether the spool holds packets 0…n−1 in order, each full-size but the last: the spool is the file. */
+  get spoolIsFile(): boolean {
+    return this.#inOrder;
+  }
+
+  /** Takes one decoded datagram and says what to do with it. */
+  accept(datagram: ClassicDatagram): AssemblerAction {
+    if (datagram.kind === "end") {
+      this.#ended = true;
+      if (datagram.packets !== undefined && datagram.bytes !== undefined) {
+        this.#trailer = { packets: datagram.packets, bytes: datagram.bytes };
+      }
+      return { action: "end" };
+    }
+    const { seq, payload } = datagram;
+    if (this.#seen.has(seq)) {
+      this.#duplicates++;
+      return { action: "duplicate", seq };
+    }
+    if (this.#spoolBytes + payload.length > this.#limits.maxBytes) {
+      return { action: "reject", reason: `more than ${this.#limits.maxBytes} bytes` };
+    }
+    this.#seen.add(seq);
+    if (seq !== this.#count || (this.#count > 0 && (this.#shortSeen || payload.length > this.#stride))) {
+      this.#inOrder = false;
+    }
+    if (this.#count > 0 && payload.length < this.#stride) this.#shortSeen = true;
+    this.#stride = Math.max(this.#stride, payload.length);
+    this.#grow();
+    this.#seqs[this.#count] = seq;
+    this.#offsets[this.#count] = this.#spoolBytes;
+    this.#count++;
+    const spoolOffset = this.#spoolBytes;
+    this.#spoolBytes += payload.length;
+    return { action: "store", seq, payload, spoolOffset };
+  }
+
+  #grow(): void {
+    if (this.#count < this.#seqs.length) return;
+    const seqs = new Int32Array(this.#seqs.length * 2);
+    seqs.set(this.#seqs);
+    this.#seqs = seqs;
+    const offsets = new Float64Array(this.#offsets.length * 2);
+    offsets.set(this.#offsets);
+    this.#offsets = offsets;
+  }
+
+  /** Packets expected: the trailer's count, or the highest sequence seen + 1. */
+  get expectedPackets(): number {
+    return Math.max(this.#trailer?.packets ?? 0, this.#seen.max + 1);
+  }
+
+  /** The session's outcome; `reason` explains an end without marker. */
+  outcome(reason?: string): ClassicUdpOutcome {
+    const expected = this.expectedPackets;
+    const outcome: ClassicUdpOutcome = {
+      received: this.#count,
+      expected,
+      missing: this.#seen.gaps(expected),
+      receivedBytes: this.#spoolBytes,
+    };
+    if (this.#trailer) outcome.expectedBytes = this.#trailer.bytes;
+    if (reason) outcome.reason = reason;
+    else if (!this.#ended) outcome.reason = "end marker not received";
+    return outcome;
+  }
+
+  /** Whether {@linkcode outcome} would report a complete file. */
+  isComplete(): boolean {
+    return isCompleteOutcome(this.outcome());
+  }
+
+  /**
+   * The layout of the output file in sequence order: payloads copied from the
+   * spool, missing packets as zero-filled holes of the common chunk size.
+   */
+  *layout(): Generator<LayoutStep> {
+    const order = new Uint32Array(this.#count);
+    for (let i = 0; i < this.#count; i++) order[i] = i;
+    order.sort((a, b) => this.#seqs[a] - this.#seqs[b]);
+    const lengthOf = (i: number) =>
+      (i + 1 < this.#count ? this.#offsets[i + 1] : this.#spoolBytes) - this.#offsets[i];
+    // Entries are in arrival order, so an entry's length is the distance to the next offset.
+    let next = 0;
+    for (const i of order) {
+      const seq = this.#seqs[i];
+      for (; next < seq; next++) yield { kind: "hole", seq: next, length: this.#stride };
+      yield { kind: "copy", seq, spoolOffset: this.#offsets[i], length: lengthOf(i) };
+      next = seq + 1;
+    }
+    const expected = this.expectedPackets;
+    for (; next < expected; next++) {
+      const last = next === expected - 1 && this.#trailer
+        ? Math.max(0, this.#trailer.bytes - this.#stride * (expected - 1))
+        : this.#stride;
+      yield { kind: "hole", seq: next, length: last };
+    }
+  }
+}

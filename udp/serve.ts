@@ -1,0 +1,272 @@
+/**
+ * The UDP receiver for the classic format. Sessions are keyed by the
+ * sender's address; each spools its payloads to disk, and ends at the `-1`
+ * marker or after `idleTimeoutMs` of silence (a lost marker). The reply and
+ * the saved name tell the truth: a file with missing packets is saved under
+ * an `incomplete` name and the reply says what is missing.
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { withContext } from "../shared/errors.ts";
+import { checkOutputDir, receivedName, ReceivingFile } from "../shared/files.ts";
+import { Stopwatch } from "../shared/metrics.ts";
+import {
+  decodeClassicDatagram,
+  formatClassicUdpReply,
+  formatRanges,
+  isCompleteOutcome,
+  ProtocolError,
+  toHex,
+} from "../shared/protocol.ts";
+import { type DatagramConn, type NetAddr, runtime } from "../shared/runtime.ts";
+import { formatAddr, type ServerEvent, type ServerHandle } from "../shared/server_events.ts";
+import { ClassicAssembler } from "./classic_assembler.ts";
+
+/** Options for {@linkcode serveUdp}. */
+export interface UdpServeOptions {
+  /** Address to bind. */
+  host: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** Expected payload size (accepted for compatibility; whole datagrams are always read). */
+  buffer: number;
+  /** Folder where received files are saved. */
+  outDir: string;
+  /** Stop after the first session ends. */
+  once?: boolean;
+  /** End a session after this many milliseconds without a datagram. */
+  idleTimeoutMs?: number;
+  /** Largest file accepted per session, in bytes. */
+  maxBytes?: number;
+  /** Event callback for output. */
+  onEvent?: (event: ServerEvent) => void;
+}
+
+/** The name classic UDP files are saved under, like the original server. */
+export const CLASSIC_UDP_SENT_NAME = "input.jpeg";
+/** How long a finished session's reply is kept to answer a repeated end marker. */
+const LINGER_MS = 10_000;
+const DEFAULT_MAX_BYTES = 64 * 2 ** 30;
+
+interface Session {
+  from: NetAddr;
+  key: string;
+  assembler: ClassicAssembler;
+  spool: ReceivingFile;
+  hash: Hash;
+  watch: Stopwatch;
+  lastSeen: number;
+}
+
+/** Starts a classic UDP server. */
+export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> {
+  checkOutputDir(options.outDir);
+  const emit = options.onEvent ?? (() => {});
+  const idleTimeoutMs = options.idleTimeoutMs ?? 3000;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  let socket: DatagramConn;
+  try {
+    socket = await runtime.listenDatagram({ hostname: options.host, port: options.port });
+  } catch (error) {
+    throw withContext(
+      `cannot listen on ${formatAddr({ hostname: options.host, port: options.port })} (UDP)`,
+      error,
+    );
+  }
+  const addr = socket.addr;
+  emit({ event: "listening", transport: "udp", host: options.host, port: addr.port });
+  const sessions = new Map<string, Session>();
+  const finished = new Map<string, { reply: Uint8Array; until: number }>();
+  let stopping = false;
+
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(sweeper);
+    try {
+      socket.close();
+    } catch { /* already closed */ }
+  };
+
+  const sendReply = async (to: NetAddr, reply: Uint8Array) => {
+    try {
+      await socket.send(reply, to);
+    } catch { /* UDP: nothing to do if the send fails */ }
+  };
+
+  const finalize = async (session: Session, reason?: string) => {
+    sessions.delete(session.key);
+    const from = formatAddr(session.from);
+    let text: string;
+    try {
+      const saved = saveSession(session, options.outDir, reason);
+      text = saved.reply;
+      emit(saved.event);
+    } catch (error) {
+      session.spool.discard();
+      text = `ERROR: server cannot store the file: ${
+        withContext("save", error).message.replace(/^save: /, "")
+      }`;
+      emit({ event: "failed", transport: "udp", from, error: text, bytes: session.assembler.receivedBytes });
+    }
+    const reply = new TextEncoder().encode(text);
+    finished.set(session.key, { reply, until: performance.now() + LINGER_MS });
+    await sendReply(session.from, reply);
+    emit({ event: "reply", transport: "udp", to: from, text });
+    if (options.once) stop();
+  };
+
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const session of [...sessions.values()]) {
+      if (now - session.lastSeen >= idleTimeoutMs) {
+        void finalize(session, `end marker not received within ${idleTimeoutMs / 1000} s of the last packet`);
+      }
+    }
+    for (const [key, entry] of finished) if (entry.until < now) finished.delete(key);
+  }, Math.max(10, Math.min(1000, idleTimeoutMs / 4)));
+
+  const done = (async () => {
+    const buffer = new Uint8Array(65536);
+    while (!stopping) {
+      let datagram: Uint8Array;
+      let from: NetAddr;
+      try {
+        [datagram, from] = await socket.receive(buffer);
+      } catch {
+        break; // socket closed
+      }
+      const key = formatAddr(from);
+      let decoded;
+      try {
+        decoded = decodeClassicDatagram(datagram);
+      } catch (error) {
+        if (error instanceof ProtocolError) {
+          emit({ event: "ignored", transport: "udp", from: key, reason: error.message });
+          continue;
+        }
+        throw error;
+      }
+      const lingering = finished.get(key);
+      if (lingering) {
+        // A repeated end marker means our reply was lost: send it again.
+        if (decoded.kind === "end") await sendReply(from, lingering.reply);
+        continue;
+      }
+      let session = sessions.get(key);
+      if (!session) {
+        try {
+          session = {
+            from,
+            key,
+            assembler: new ClassicAssembler({ maxBytes }),
+            spool: new ReceivingFile(options.outDir, receivedName("udp", CLASSIC_UDP_SENT_NAME)),
+            hash: createHash("sha256"),
+            watch: new Stopwatch(),
+            lastSeen: performance.now(),
+          };
+        } catch (error) {
+          const text = withContext("cannot store the file", error).message;
+          emit({ event: "failed", transport: "udp", from: key, error: text, bytes: 0 });
+          finished.set(key, {
+            reply: new TextEncoder().encode(`ERROR: ${text}`),
+            until: performance.now() + LINGER_MS,
+          });
+          continue;
+        }
+        sessions.set(key, session);
+        emit({ event: "connection", transport: "udp", from: key });
+      }
+      session.lastSeen = performance.now();
+      const action = session.assembler.accept(decoded);
+      if (action.action === "store") {
+        try {
+          session.spool.writeAt(action.payload, action.spoolOffset);
+        } catch (error) {
+          await finalize(session, withContext("write failed", error).message);
+          continue;
+        }
+        if (session.assembler.spoolIsFile) session.hash.update(action.payload);
+      } else if (action.action === "reject") {
+        await finalize(session, `refused: ${action.reason}`);
+      } else if (action.action === "end") {
+        await finalize(session);
+      }
+    }
+    clearInterval(sweeper);
+    for (const session of [...sessions.values()]) {
+      session.spool.discard();
+      sessions.delete(session.key);
+    }
+    emit({ event: "shutdown", transport: "udp" });
+  })();
+
+  return {
+    addr,
+    done,
+    async close() {
+      stop();
+      await done;
+    },
+  };
+}
+
+/** Writes a session's file (in sequence order, holes zero-filled) and names it by its completeness. */
+function saveSession(
+  session: Session,
+  outDir: string,
+  reason?: string,
+): { event: ServerEvent; reply: string } {
+  const { assembler, spool } = session;
+  const outcome = assembler.outcome(reason);
+  const complete = isCompleteOutcome(outcome);
+  const name = receivedName("udp", CLASSIC_UDP_SENT_NAME, !complete);
+  let path: string;
+  let sha256: string;
+  let bytes: number;
+  if (complete && assembler.spoolIsFile) {
+    bytes = assembler.receivedBytes;
+    sha256 = toHex(new Uint8Array(session.hash.digest()));
+    path = spool.commit(name);
+  } else {
+    const out = new ReceivingFile(outDir, name);
+    try {
+      const hash = createHash("sha256");
+      const copy = new Uint8Array(65536);
+      for (const step of assembler.layout()) {
+        const view = copy.subarray(0, step.length);
+        if (step.kind === "copy") spool.readAt(view, step.spoolOffset);
+        else view.fill(0);
+        out.append(view);
+        hash.update(view);
+      }
+      bytes = out.written;
+      sha256 = toHex(new Uint8Array(hash.digest()));
+      path = out.commit(name);
+    } catch (error) {
+      out.discard();
+      throw error;
+    } finally {
+      spool.discard();
+    }
+  }
+  const event: ServerEvent = {
+    event: "received",
+    transport: "udp",
+    mode: "classic",
+    path,
+    bytes,
+    sha256,
+    complete,
+    from: formatAddr(session.from),
+    packets: {
+      received: outcome.received,
+      expected: outcome.expected,
+      missing: formatRanges(outcome.missing),
+    },
+    seconds: session.watch.elapsed(),
+  };
+  return { event, reply: formatClassicUdpReply(outcome) };
+}
