@@ -31,15 +31,15 @@ export class ProtocolError extends Error {
 /** Size of the classic UDP header (the sequence number). */
 export const CLASSIC_HEADER_SIZE = 4;
 /** The sequence number of the classic end marker. */
-export const CLASSIC_END_SEQ = -1;
+export const CLASSIC_END_SEQ: number = -1;
 /** Largest UDP payload on IPv4 (65535 − 8 UDP − 20 IP). */
 export const MAX_UDP_DATAGRAM = 65507;
 /** Largest classic `--buffer`: a datagram must fit in {@linkcode MAX_UDP_DATAGRAM}. */
-export const MAX_CLASSIC_BUFFER = MAX_UDP_DATAGRAM - CLASSIC_HEADER_SIZE;
+export const MAX_CLASSIC_BUFFER: number = MAX_UDP_DATAGRAM - CLASSIC_HEADER_SIZE;
 /** Tag that starts the optional end trailer, `IXF1`. */
 export const END_TRAILER_TAG = 0x49584631;
 /** Size of the end marker with its trailer. */
-export const CLASSIC_END_WITH_TRAILER_SIZE = CLASSIC_HEADER_SIZE + 4 + 4 + 8;
+export const CLASSIC_END_WITH_TRAILER_SIZE: number = CLASSIC_HEADER_SIZE + 4 + 4 + 8;
 /** The reply of the original TCP server. */
 export const CLASSIC_TCP_REPLY = "SUCCESS: File received";
 /** The reply of the original UDP server when every packet arrived. */

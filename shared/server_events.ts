@@ -9,8 +9,11 @@ import type { NetAddr } from "./runtime.ts";
 
 /** A file the server stored (complete, or under an `incomplete` name). */
 export interface ReceivedEvent {
+  /** Always `"received"`. */
   event: "received";
+  /** `"tcp"` or `"udp"`. */
   transport: "tcp" | "udp";
+  /** Wire format the sender used. */
   mode: "framed" | "classic";
   /** Where the file was saved. */
   path: string;
