@@ -158,7 +158,7 @@ export class ReceivingFile {
     const unique = crypto.randomUUID().slice(0, 13);
     this.tempPath = join(dir, `.${finalName}.${unique}.part`);
     try {
-      this.#fd = fs.openSync(this.tempPath, "wx", 0o644);
+      this.#fd = fs.openSync(this.tempPath, "wx+", 0o644);
     } catch (error) {
       throw fileError(`cannot create a file in '${dir}'`, error);
     }
