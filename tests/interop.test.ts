@@ -18,8 +18,8 @@ import {
   makeFile,
   ROOT,
   run,
-  type RunResult,
   runEntry,
+  type RunResult,
   type RuntimeInfo,
   runtimes,
   SAMPLE,
@@ -148,24 +148,32 @@ function spawnPeer(cmd: string[]): Peer {
       check();
     });
   const exited = (timeoutMs = 15_000) =>
-    waitUntil<{ code: number | null }>(() => {
-      if (spawnError) throw spawnError;
-      return exitCode === undefined ? undefined : { code: exitCode };
-    }, "peer did not exit", timeoutMs).then((r) => r.code);
+    waitUntil<{ code: number | null }>(
+      () => {
+        if (spawnError) throw spawnError;
+        return exitCode === undefined ? undefined : { code: exitCode };
+      },
+      "peer did not exit",
+      timeoutMs,
+    ).then((r) => r.code);
   return {
     child,
     stdout: () => out.stdout,
     stderr: () => out.stderr,
     waitForOutput: (re, stream, timeoutMs = 10_000) =>
-      waitUntil(() => {
-        const match = re.exec(out[stream]);
-        if (match) return match;
-        if (spawnError) throw spawnError;
-        if (exitCode !== undefined) {
-          throw new Error(`peer exited (${exitCode}) before printing ${re}\n${describeState()}`);
-        }
-        return undefined;
-      }, `no ${re} on ${stream}`, timeoutMs),
+      waitUntil(
+        () => {
+          const match = re.exec(out[stream]);
+          if (match) return match;
+          if (spawnError) throw spawnError;
+          if (exitCode !== undefined) {
+            throw new Error(`peer exited (${exitCode}) before printing ${re}\n${describeState()}`);
+          }
+          return undefined;
+        },
+        `no ${re} on ${stream}`,
+        timeoutMs,
+      ),
     exited,
     async kill() {
       if (exitCode !== undefined || spawnError) return;
