@@ -99,25 +99,53 @@ export function checkOutputDir(dir: string): void {
 }
 
 const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
-/** Longest stored name we produce, in characters, before the `received_` prefix. */
-const MAX_SAFE_NAME = 180;
+/**
+ * Longest stored base name, in UTF-8 bytes. With the `received_` prefix, a
+ * `_udp`/`.incomplete` infix, a `_N` suffix and the temporary name's
+ * `.<id>.part`, the result stays under the common 255-byte file-name limit.
+ */
+const MAX_SAFE_NAME_BYTES = 180;
+const utf8 = new TextEncoder();
+
+/** Cuts `text` to at most `maxBytes` UTF-8 bytes without splitting a character. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  let out = "";
+  let bytes = 0;
+  for (const char of text) {
+    const size = utf8.encode(char).length;
+    if (bytes + size > maxBytes) break;
+    out += char;
+    bytes += size;
+  }
+  return out;
+}
 
 /**
  * Reduces a sender-supplied name to a safe base name, or returns `undefined`
  * when nothing usable is left. Keeps only the part after the last `/` or `\`,
- * drops control characters and leading dots, maps Windows-reserved names and
- * characters away, and limits the length (keeping the extension).
+ * drops C0/C1 control characters and bidirectional overrides, leading dots and
+ * spaces, maps Windows-reserved names and characters away, and limits the
+ * length to 180 UTF-8 bytes (keeping the extension, never splitting a
+ * character).
  */
 export function safeBaseName(name: string): string | undefined {
   let base = name.split(/[/\\]/).pop() ?? "";
-  // deno-lint-ignore no-control-regex
-  base = base.replace(/[\u0000-\u001f\u007f]/g, "").replace(/[<>:"|?*]/g, "_").trim();
-  base = base.replace(/^\.+/, "");
-  if (base === "" || base === "." || base === "..") return undefined;
+  base = base
+    // deno-lint-ignore no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "")
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "")
+    .replace(/[<>:"|?*]/g, "_")
+    .replace(/^[.\s]+/, "")
+    .trim();
+  if (base === "") return undefined;
   if (WINDOWS_RESERVED.test(base)) base = `_${base}`;
-  if (base.length > MAX_SAFE_NAME) {
-    const ext = extname(base).slice(0, 16);
-    base = base.slice(0, MAX_SAFE_NAME - ext.length) + ext;
+  if (utf8.encode(base).length > MAX_SAFE_NAME_BYTES) {
+    const ext = truncateUtf8(extname(base), 16);
+    base = truncateUtf8(
+      base.slice(0, base.length - extname(base).length),
+      MAX_SAFE_NAME_BYTES - utf8.encode(ext).length,
+    ) +
+      ext;
   }
   return base;
 }

@@ -240,7 +240,7 @@ export interface FramedReply {
 export type ParseResult<T> = { value: T; consumed: number } | { need: number };
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function hasMagic(bytes: Uint8Array): boolean {
   if (bytes.length < FRAMED_MAGIC.length) return false;

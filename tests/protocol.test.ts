@@ -19,12 +19,12 @@ import {
   encodeClassicEnd,
   encodeFramedHeader,
   encodeFramedReply,
+  formatClassicUdpReply,
+  formatRanges,
   FRAMED_HEADER_FIXED_SIZE,
   FRAMED_MAGIC,
   FRAMED_REPLY_FIXED_SIZE,
   FramedStatus,
-  formatClassicUdpReply,
-  formatRanges,
   isCompleteOutcome,
   looksFramed,
   MAX_CLASSIC_BUFFER,
@@ -95,7 +95,9 @@ function assertProtocolError(fn: () => unknown, pattern?: RegExp): void {
 }
 
 /** Narrows a parse result to its value, failing when it asks for more bytes. */
-function valueOf<T>(result: { value: T; consumed: number } | { need: number }): { value: T; consumed: number } {
+function valueOf<T>(
+  result: { value: T; consumed: number } | { need: number },
+): { value: T; consumed: number } {
   assert.ok("value" in result, `expected a value, got ${JSON.stringify(result)}`);
   return result;
 }
@@ -211,7 +213,9 @@ describe("classic UDP datagrams", () => {
       { kind: "end" },
     );
     // Trailer cut short.
-    assert.deepEqual(decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00")), { kind: "end" });
+    assert.deepEqual(decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00")), {
+      kind: "end",
+    });
     // Byte count above 2^53-1.
     assert.deepEqual(
       decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 20 00 00 00 00 00 00")),
@@ -232,7 +236,10 @@ describe("classic UDP datagrams", () => {
 
   test("datagrams shorter than 4 bytes throw ProtocolError", () => {
     for (let n = 0; n < 4; n++) {
-      assertProtocolError(() => decodeClassicDatagram(new Uint8Array(n).fill(0xff)), /shorter than the 4-byte header/);
+      assertProtocolError(
+        () => decodeClassicDatagram(new Uint8Array(n).fill(0xff)),
+        /shorter than the 4-byte header/,
+      );
       assertProtocolError(() => decodeClassicDatagram(new Uint8Array(n)));
     }
   });
@@ -403,15 +410,28 @@ describe("framed request header", () => {
 
 describe("framed reply", () => {
   test("exact bytes of a small reply", () => {
-    const bytes = encodeFramedReply({ status: FramedStatus.OK, bytes: 258, digest: SOME_DIGEST, message: "OK" });
+    const bytes = encodeFramedReply({
+      status: FramedStatus.OK,
+      bytes: 258,
+      digest: SOME_DIGEST,
+      message: "OK",
+    });
     assert.equal(bytes.length, FRAMED_REPLY_FIXED_SIZE + 2);
-    assert.equal(spaced(bytes.subarray(0, 22)), "89 49 58 46 0d 0a 1a 0a 01 02 00 00 00 02 00 00 00 00 00 00 01 02");
+    assert.equal(
+      spaced(bytes.subarray(0, 22)),
+      "89 49 58 46 0d 0a 1a 0a 01 02 00 00 00 02 00 00 00 00 00 00 01 02",
+    );
     assert.equal(spaced(bytes.subarray(22, 54)), spaced(SOME_DIGEST));
     assert.equal(spaced(bytes.subarray(54)), "4f 4b");
   });
 
   test("round trips every status, unicode messages, sizes 0 and 2^53-1", () => {
-    const messages = ["", "SUCCESS: File received", "REFUSED: nom « invalide » 🚫", "m".repeat(MAX_MESSAGE_BYTES)];
+    const messages = [
+      "",
+      "SUCCESS: File received",
+      "REFUSED: nom « invalide » 🚫",
+      "m".repeat(MAX_MESSAGE_BYTES),
+    ];
     for (const status of Object.values(FramedStatus)) {
       for (const message of messages) {
         for (const size of [0, 61306, Number.MAX_SAFE_INTEGER]) {
@@ -452,10 +472,22 @@ describe("framed reply", () => {
   });
 
   test("encoder rejects bad digests and byte counts", () => {
-    assert.throws(() => encodeFramedReply({ status: 0, bytes: 1, digest: new Uint8Array(31), message: "" }), RangeError);
-    assert.throws(() => encodeFramedReply({ status: 0, bytes: -1, digest: ZERO_DIGEST, message: "" }), RangeError);
     assert.throws(
-      () => encodeFramedReply({ status: 0, bytes: Number.MAX_SAFE_INTEGER + 1, digest: ZERO_DIGEST, message: "" }),
+      () => encodeFramedReply({ status: 0, bytes: 1, digest: new Uint8Array(31), message: "" }),
+      RangeError,
+    );
+    assert.throws(
+      () => encodeFramedReply({ status: 0, bytes: -1, digest: ZERO_DIGEST, message: "" }),
+      RangeError,
+    );
+    assert.throws(
+      () =>
+        encodeFramedReply({
+          status: 0,
+          bytes: Number.MAX_SAFE_INTEGER + 1,
+          digest: ZERO_DIGEST,
+          message: "",
+        }),
       RangeError,
     );
   });
@@ -498,7 +530,9 @@ describe("framed reply", () => {
 
 describe("looksFramed", () => {
   test("short prefixes are classic", () => {
-    for (let n = 0; n < FRAMED_MAGIC.length; n++) assert.equal(looksFramed(FRAMED_MAGIC.subarray(0, n)), false);
+    for (let n = 0; n < FRAMED_MAGIC.length; n++) {
+      assert.equal(looksFramed(FRAMED_MAGIC.subarray(0, n)), false);
+    }
     assert.equal(looksFramed(FRAMED_MAGIC), true);
     assert.equal(looksFramed(encodeFramedHeader({ name: "a", size: 1 })), true);
   });
@@ -570,7 +604,10 @@ describe("classic UDP outcome and reply text", () => {
     assert.equal(formatRanges([[7, 7]]), "7");
     assert.equal(formatRanges([[7, 7], [9, 9], [12, 14]]), "7, 9, 12-14");
     const many: Array<[number, number]> = Array.from({ length: 11 }, (_, i) => [i * 10, i * 10 + 1]);
-    assert.equal(formatRanges(many), "0-1, 10-11, 20-21, 30-31, 40-41, 50-51, 60-61, 70-71, … (3 more ranges)");
+    assert.equal(
+      formatRanges(many),
+      "0-1, 10-11, 20-21, 30-31, 40-41, 50-51, 60-61, 70-71, … (3 more ranges)",
+    );
     assert.equal(formatRanges(many, 2), "0-1, 10-11, … (9 more ranges)");
     assert.equal(formatRanges(many.slice(0, 8)), "0-1, 10-11, 20-21, 30-31, 40-41, 50-51, 60-61, 70-71");
   });
