@@ -39,7 +39,13 @@ export function parseFlags(argv: string[], spec: Record<string, FlagSpec>): Flag
     const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
     return values as FlagValues;
   } catch (error) {
-    const message = String((error as Error).message ?? error).split("\n")[0]
+    const full = String((error as Error).message ?? error);
+    const hint = /use '(--[\w-]+=-XYZ)'/.exec(full);
+    const message = full.split("\n")[0]
+      .replace(
+        /^Option '([^']+)' argument is ambiguous\.?$/,
+        hint ? `a value starting with '-' must be written ${hint[1]}` : "$&",
+      )
       .replace(/^Unknown option '([^']+)'.*$/, "unknown option $1")
       .replace(/^Option '([^']+)' argument missing$/, "option $1 needs a value")
       .replace(/^Unexpected argument '([^']+)'.*$/, "unexpected argument '$1'");

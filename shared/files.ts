@@ -87,15 +87,39 @@ export function fileError(context: string, error: unknown): CliError {
   return new CliError(`${context}: ${(error as Error)?.message ?? error}`, ExitCode.FILE, { cause: error });
 }
 
-/** Checks that `dir` exists and is a folder; throws a {@linkcode CliError} otherwise. */
+/**
+ * Checks that `dir` exists, is a folder, and can take new files (by creating
+ * and removing a probe file), so a server fails at start with a clear
+ * message — naming the folder-wide `--allow-read`/`--allow-write` flag under
+ * Deno — instead of failing every transfer later.
+ */
 export function checkOutputDir(dir: string): void {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(dir);
   } catch (error) {
-    throw fileError(`output folder '${dir}'`, error);
+    throw folderError(dir, "read", error);
   }
   if (!stat.isDirectory()) throw new CliError(`output folder '${dir}': not a directory`, ExitCode.FILE);
+  const probe = join(dir, `.imgxfer-probe-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    fs.closeSync(fs.openSync(probe, "wx"));
+    fs.unlinkSync(probe);
+  } catch (error) {
+    throw folderError(dir, "write", error);
+  }
+}
+
+/** An error about the output folder; for a Deno permission, names the flag for the whole folder. */
+function folderError(dir: string, access: "read" | "write", error: unknown): CliError {
+  if ((error as { name?: string })?.name === "NotCapable") {
+    return new CliError(
+      `output folder '${dir}': permission denied by Deno: run again with --allow-read=${dir} --allow-write=${dir}`,
+      ExitCode.PERMISSION,
+      { cause: error },
+    );
+  }
+  return fileError(`output folder '${dir}' (${access})`, error);
 }
 
 const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;

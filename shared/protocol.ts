@@ -39,7 +39,7 @@ export const MAX_CLASSIC_BUFFER: number = MAX_UDP_DATAGRAM - CLASSIC_HEADER_SIZE
 /** Tag that starts the optional end trailer, `IXF1`. */
 export const END_TRAILER_TAG = 0x49584631;
 /** Size of the end marker with its trailer. */
-export const CLASSIC_END_WITH_TRAILER_SIZE: number = CLASSIC_HEADER_SIZE + 4 + 4 + 8;
+export const CLASSIC_END_WITH_TRAILER_SIZE: number = CLASSIC_HEADER_SIZE + 4 + 4 + 4 + 8;
 /** The reply of the original TCP server. */
 export const CLASSIC_TCP_REPLY = "SUCCESS: File received";
 /** The reply of the original UDP server when every packet arrived. */
@@ -48,7 +48,17 @@ export const CLASSIC_UDP_REPLY = "SUCCESS: File received via UDP";
 /** A decoded classic datagram. */
 export type ClassicDatagram =
   | { kind: "data"; seq: number; payload: Uint8Array }
-  | { kind: "end"; packets?: number; bytes?: number };
+  | { kind: "end"; trailer?: EndTrailer };
+
+/** What our classic clients add to the end marker. */
+export interface EndTrailer {
+  /** Data datagrams sent. */
+  packets: number;
+  /** Payload bytes per datagram (all but the last are this size). */
+  chunk: number;
+  /** File size in bytes. */
+  bytes: number;
+}
 
 /** Writes a classic header for `seq` into the first 4 bytes of `datagram`. */
 export function writeClassicHeader(datagram: Uint8Array, seq: number): void {
@@ -72,7 +82,7 @@ export function encodeClassicData(seq: number, payload: Uint8Array): Uint8Array 
  * 4 bytes `ff ff ff ff`; with it, 20 bytes that original servers read as the
  * same marker.
  */
-export function encodeClassicEnd(trailer?: { packets: number; bytes: number }): Uint8Array {
+export function encodeClassicEnd(trailer?: EndTrailer): Uint8Array {
   if (!trailer) {
     const marker = new Uint8Array(CLASSIC_HEADER_SIZE);
     writeClassicHeader(marker, CLASSIC_END_SEQ);
@@ -83,7 +93,8 @@ export function encodeClassicEnd(trailer?: { packets: number; bytes: number }): 
   view.setInt32(0, CLASSIC_END_SEQ, false);
   view.setUint32(4, END_TRAILER_TAG, false);
   view.setUint32(8, trailer.packets, false);
-  view.setBigUint64(12, BigInt(trailer.bytes), false);
+  view.setUint32(12, trailer.chunk, false);
+  view.setBigUint64(16, BigInt(trailer.bytes), false);
   return marker;
 }
 
@@ -100,10 +111,17 @@ export function decodeClassicDatagram(datagram: Uint8Array): ClassicDatagram {
   const seq = view.getInt32(0, false);
   if (seq === CLASSIC_END_SEQ) {
     if (datagram.length >= CLASSIC_END_WITH_TRAILER_SIZE && view.getUint32(4, false) === END_TRAILER_TAG) {
-      const bytes = view.getBigUint64(12, false);
-      if (bytes <= BigInt(Number.MAX_SAFE_INTEGER)) {
-        return { kind: "end", packets: view.getUint32(8, false), bytes: Number(bytes) };
-      }
+      const bytes = view.getBigUint64(16, false);
+      const trailer = {
+        packets: view.getUint32(8, false),
+        chunk: view.getUint32(12, false),
+        bytes: Number(bytes),
+      };
+      // Only a consistent trailer is used: the packets of `chunk` bytes must hold exactly `bytes`.
+      const consistent = bytes <= BigInt(Number.MAX_SAFE_INTEGER) && trailer.chunk > 0 &&
+        trailer.chunk <= MAX_CLASSIC_BUFFER && trailer.bytes <= trailer.packets * trailer.chunk &&
+        (trailer.packets === 0 ? trailer.bytes === 0 : trailer.bytes > (trailer.packets - 1) * trailer.chunk);
+      if (consistent) return { kind: "end", trailer };
     }
     return { kind: "end" };
   }

@@ -80,6 +80,21 @@ export class RangeSet {
     return true;
   }
 
+  /** The length of the run starting at 0: every integer below it is present. */
+  prefixEnd(): number {
+    return this.#starts.length > 0 && this.#starts[0] === 0 ? this.#ends[0] + 1 : 0;
+  }
+
+  /** Up to `limit` ranges entirely above `n`, as half-open `[start, end)` pairs. */
+  rangesAbove(n: number, limit: number): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    for (let i = 0; i < this.#starts.length && out.length < limit; i++) {
+      if (this.#ends[i] < n) continue;
+      out.push([Math.max(this.#starts[i], n), this.#ends[i] + 1]);
+    }
+    return out;
+  }
+
   /** The ranges, in order, as `[start, end]` pairs. */
   ranges(): Array<[number, number]> {
     return this.#starts.map((s, i) => [s, this.#ends[i]]);

@@ -435,7 +435,11 @@ async function bunListenDatagram(bun: AnyBun, o: TcpOptions): Promise<DatagramCo
         socket.send(p, addr.port, addr.hostname);
         return Promise.resolve(p.length);
       } catch (error) {
-        return Promise.reject(normaliseBunError(error));
+        // An ICMP "port unreachable" for an earlier datagram surfaces here as
+        // ECONNREFUSED; Deno ignores it, and so do we (UDP has no connection).
+        const normalised = normaliseBunError(error);
+        if (normalised.name === "ConnectionRefused") return Promise.resolve(p.length);
+        return Promise.reject(normalised);
       }
     },
     async receive(p) {

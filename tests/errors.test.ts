@@ -153,18 +153,22 @@ for (const rt of RTS) {
         assert.ok(line.includes(dir), `message does not name the folder: ${line}`);
       });
 
-      test(`${entry} with an unreadable file exits 3`, { timeout: 30000, skip: UNREADABLE_SKIP }, async () => {
-        const file = join(freshDir(), "secret.jpeg");
-        fs.writeFileSync(file, "not for you");
-        fs.chmodSync(file, 0o000);
-        try {
-          const res = await runEntry(rt, entry, ["--port", "9", "--file", file]);
-          assert.equal(res.code, 3, res.stderr);
-          assertOneLine(res.stderr, prog, /permission denied/);
-        } finally {
-          fs.chmodSync(file, 0o644);
-        }
-      });
+      test(
+        `${entry} with an unreadable file exits 3`,
+        { timeout: 30000, skip: UNREADABLE_SKIP },
+        async () => {
+          const file = join(freshDir(), "secret.jpeg");
+          fs.writeFileSync(file, "not for you");
+          fs.chmodSync(file, 0o000);
+          try {
+            const res = await runEntry(rt, entry, ["--port", "9", "--file", file]);
+            assert.equal(res.code, 3, res.stderr);
+            assertOneLine(res.stderr, prog, /permission denied/);
+          } finally {
+            fs.chmodSync(file, 0o644);
+          }
+        },
+      );
     }
   });
 
@@ -179,23 +183,27 @@ for (const rt of RTS) {
 
     for (const first of RTS) {
       for (const entry of SERVERS) {
-        test(`${entry} on a port a ${first.name} server holds exits 4 (in use)`, { timeout: 30000 }, async () => {
-          const srv = await startServer(first, entry, ["--out", freshDir(), "--idle-timeout", "1"]);
-          try {
-            const res = await runEntry(
-              rt,
-              entry,
-              ["--host", "127.0.0.1", "--port", String(srv.port), "--out", freshDir(), "--json"],
-              { timeoutMs: 15000 },
-            );
-            assert.equal(res.code, 4, `stdout: ${res.stdout}\nstderr: ${res.stderr}`);
-            const line = assertOneLine(res.stderr, progName(entry), /in use/);
-            assert.ok(line.includes(String(srv.port)), `message does not name the port: ${line}`);
-            assert.equal(srv.child.exitCode, null, "the first server must keep running");
-          } finally {
-            await srv.stop();
-          }
-        });
+        test(
+          `${entry} on a port a ${first.name} server holds exits 4 (in use)`,
+          { timeout: 30000 },
+          async () => {
+            const srv = await startServer(first, entry, ["--out", freshDir(), "--idle-timeout", "1"]);
+            try {
+              const res = await runEntry(
+                rt,
+                entry,
+                ["--host", "127.0.0.1", "--port", String(srv.port), "--out", freshDir(), "--json"],
+                { timeoutMs: 15000 },
+              );
+              assert.equal(res.code, 4, `stdout: ${res.stdout}\nstderr: ${res.stderr}`);
+              const line = assertOneLine(res.stderr, progName(entry), /in use/);
+              assert.ok(line.includes(String(srv.port)), `message does not name the port: ${line}`);
+              assert.equal(srv.child.exitCode, null, "the first server must keep running");
+            } finally {
+              await srv.stop();
+            }
+          },
+        );
       }
     }
   });

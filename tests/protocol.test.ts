@@ -180,12 +180,23 @@ describe("classic UDP datagrams", () => {
     assert.deepEqual(decodeClassicDatagram(hex("ff ff ff ff 00 11 22")), { kind: "end" });
   });
 
-  test("the end marker with trailer has its exact 20 bytes", () => {
-    const marker = encodeClassicEnd({ packets: 15, bytes: 61306 });
+  test("the end marker with trailer has its exact 24 bytes", () => {
+    const trailer = { packets: 15, chunk: 4096, bytes: 61306 };
+    const marker = encodeClassicEnd(trailer);
     assert.equal(marker.length, CLASSIC_END_WITH_TRAILER_SIZE);
-    assert.equal(marker.length, 20);
-    assert.equal(spaced(marker), "ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 00 00 00 00 ef 7a");
-    assert.deepEqual(decodeClassicDatagram(marker), { kind: "end", packets: 15, bytes: 61306 });
+    assert.equal(CLASSIC_END_WITH_TRAILER_SIZE, 24);
+    assert.equal(marker.length, 24);
+    assert.equal(
+      spaced(marker),
+      // -1          "IXF1"      packets     chunk       bytes (u64)
+      "ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 10 00 00 00 00 00 00 00 ef 7a",
+    );
+    assert.deepEqual(decodeClassicDatagram(marker), { kind: "end", trailer });
+    // The same bytes written by hand decode to the same trailer.
+    assert.deepEqual(
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 10 00 00 00 00 00 00 00 ef 7a")),
+      { kind: "end", trailer },
+    );
     // Original servers only look at the first four bytes: still the end marker.
     assert.equal(spaced(marker.subarray(0, 4)), "ff ff ff ff");
   });
@@ -193,34 +204,101 @@ describe("classic UDP datagrams", () => {
   test("trailer round trips at its limits", () => {
     for (
       const t of [
-        { packets: 0, bytes: 0 },
-        { packets: 1, bytes: 1 },
-        { packets: 0xffffffff, bytes: Number.MAX_SAFE_INTEGER },
+        { packets: 0, chunk: 1, bytes: 0 },
+        { packets: 0, chunk: MAX_CLASSIC_BUFFER, bytes: 0 },
+        { packets: 1, chunk: 1, bytes: 1 },
+        { packets: 1, chunk: MAX_CLASSIC_BUFFER, bytes: 1 },
+        { packets: 1, chunk: MAX_CLASSIC_BUFFER, bytes: MAX_CLASSIC_BUFFER },
+        { packets: 15, chunk: 4096, bytes: 14 * 4096 + 1 }, // smallest size for 15 packets
+        { packets: 15, chunk: 4096, bytes: 15 * 4096 }, // largest size for 15 packets
+        { packets: 0xffffffff, chunk: 1, bytes: 0xffffffff },
+        // The largest consistent trailer: every packet full at the largest chunk.
+        { packets: 0xffffffff, chunk: MAX_CLASSIC_BUFFER, bytes: 0xffffffff * MAX_CLASSIC_BUFFER },
       ]
     ) {
-      assert.deepEqual(decodeClassicDatagram(encodeClassicEnd(t)), { kind: "end", ...t });
+      assert.deepEqual(decodeClassicDatagram(encodeClassicEnd(t)), { kind: "end", trailer: t });
     }
     assert.equal(
-      spaced(encodeClassicEnd({ packets: 0xffffffff, bytes: Number.MAX_SAFE_INTEGER })),
-      "ff ff ff ff 49 58 46 31 ff ff ff ff 00 1f ff ff ff ff ff ff",
+      spaced(
+        encodeClassicEnd({
+          packets: 0xffffffff,
+          chunk: MAX_CLASSIC_BUFFER,
+          bytes: 0xffffffff * MAX_CLASSIC_BUFFER,
+        }),
+      ),
+      "ff ff ff ff 49 58 46 31 ff ff ff ff 00 00 ff df 00 00 ff de ff ff 00 21",
     );
+    // 2^53-1 still encodes byte for byte, but no packet count and chunk can hold it: a plain end.
+    const huge = { packets: 0xffffffff, chunk: MAX_CLASSIC_BUFFER, bytes: Number.MAX_SAFE_INTEGER };
+    assert.equal(
+      spaced(encodeClassicEnd(huge)),
+      "ff ff ff ff 49 58 46 31 ff ff ff ff 00 00 ff df 00 1f ff ff ff ff ff ff",
+    );
+    assert.deepEqual(decodeClassicDatagram(encodeClassicEnd(huge)), { kind: "end" });
   });
 
   test("end markers with a wrong tag, short trailer or oversize byte count decode as plain end", () => {
     // Wrong tag.
     assert.deepEqual(
-      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 32 00 00 00 0f 00 00 00 00 00 00 ef 7a")),
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 32 00 00 00 0f 00 00 10 00 00 00 00 00 00 00 ef 7a")),
       { kind: "end" },
     );
     // Trailer cut short.
     assert.deepEqual(decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00")), {
       kind: "end",
     });
-    // Byte count above 2^53-1.
+    // Trailer one byte short of 24.
     assert.deepEqual(
-      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 20 00 00 00 00 00 00")),
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 10 00 00 00 00 00 00 00 ef")),
       { kind: "end" },
     );
+    // The old 20-byte trailer (no chunk field) is too short for the new format.
+    assert.deepEqual(
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 00 00 00 00 ef 7a")),
+      { kind: "end" },
+    );
+    // Byte count above 2^53-1.
+    assert.deepEqual(
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 10 00 00 20 00 00 00 00 00 00")),
+      { kind: "end" },
+    );
+  });
+
+  test("inconsistent trailers decode as a plain end marker", () => {
+    const plain = { kind: "end" };
+    const end = (packets: number, chunk: number, bytes: number) =>
+      decodeClassicDatagram(encodeClassicEnd({ packets, chunk, bytes }));
+    // Chunk 0, and a chunk larger than any classic datagram can carry.
+    assert.deepEqual(end(15, 0, 61306), plain);
+    assert.deepEqual(end(0, 0, 0), plain);
+    assert.deepEqual(end(15, MAX_CLASSIC_BUFFER + 1, 61306), plain);
+    assert.deepEqual(end(1, 0xffffffff, 1), plain);
+    // More bytes than the packets can hold.
+    assert.deepEqual(end(15, 4096, 15 * 4096 + 1), plain);
+    assert.deepEqual(end(1, 1, 2), plain);
+    assert.deepEqual(end(0, 4096, 1), plain);
+    // Too few bytes for the packet count: the last packet would be empty or fewer packets would do.
+    assert.deepEqual(end(15, 4096, 14 * 4096), plain);
+    assert.deepEqual(end(15, 4096, 4096), plain);
+    assert.deepEqual(end(1, 4096, 0), plain);
+    assert.deepEqual(end(2, 1, 1), plain);
+    // Hand-written bytes: chunk 0, then bytes = 15 × 4096 + 1, then bytes = 14 × 4096.
+    assert.deepEqual(
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 00 00 00 00 00 00 00 00 ef 7a")),
+      plain,
+    );
+    assert.deepEqual(
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 10 00 00 00 00 00 00 00 f0 01")),
+      plain,
+    );
+    assert.deepEqual(
+      decodeClassicDatagram(hex("ff ff ff ff 49 58 46 31 00 00 00 0f 00 00 10 00 00 00 00 00 00 00 e0 00")),
+      plain,
+    );
+    // The neighbours of those limits are consistent.
+    for (const bytes of [14 * 4096 + 1, 15 * 4096]) {
+      assert.deepEqual(end(15, 4096, bytes), { kind: "end", trailer: { packets: 15, chunk: 4096, bytes } });
+    }
   });
 
   test("decoding reads from a view's own offset, and the payload is a view", () => {
@@ -683,7 +761,7 @@ describe("seeded fuzz", () => {
       encodeClassicData(0, pattern(16)),
       encodeClassicData(258, pattern(3)),
       encodeClassicEnd(),
-      encodeClassicEnd({ packets: 15, bytes: 61306 }),
+      encodeClassicEnd({ packets: 15, chunk: 4096, bytes: 61306 }),
       encodeFramedHeader({ name: "input.jpeg", size: 61306 }),
       encodeFramedHeader({ name: "日本語 🎉.jpg", size: 0 }),
       encodeFramedHeader({ name: "z", size: Number.MAX_SAFE_INTEGER }),
@@ -758,6 +836,7 @@ describe("seeded fuzz", () => {
 
     const encoder = new TextEncoder();
     const tally = { data: 0, end: 0, header: 0, reply: 0, need: 0, errors: 0 };
+    let trailers = 0; // end markers that decoded with a (consistent) trailer
     const ITERATIONS = 20000;
     for (let i = 0; i < ITERATIONS; i++) {
       const input = makeInput();
@@ -775,11 +854,17 @@ describe("seeded fuzz", () => {
           } else {
             tally.end++;
             assert.equal(spaced(input.subarray(0, 4)), "ff ff ff ff");
-            if (d.packets !== undefined) {
+            if (d.trailer !== undefined) {
+              trailers++;
+              const { packets, chunk, bytes } = d.trailer;
               assert.ok(n >= CLASSIC_END_WITH_TRAILER_SIZE);
-              assert.ok(Number.isSafeInteger(d.bytes));
+              assert.ok(Number.isSafeInteger(bytes));
+              // Only consistent trailers come out of the decoder.
+              assert.ok(chunk >= 1 && chunk <= MAX_CLASSIC_BUFFER, `chunk ${chunk}`);
+              assert.ok(bytes <= packets * chunk, `${bytes} bytes in ${packets} × ${chunk}`);
+              assert.ok(packets === 0 ? bytes === 0 : bytes > (packets - 1) * chunk);
               assert.equal(
-                spaced(encodeClassicEnd({ packets: d.packets, bytes: d.bytes! })),
+                spaced(encodeClassicEnd(d.trailer)),
                 spaced(input.subarray(0, CLASSIC_END_WITH_TRAILER_SIZE)),
               );
             }
@@ -845,5 +930,7 @@ describe("seeded fuzz", () => {
     }
     // The generator must reach every outcome, or the loop proves little.
     for (const [key, count] of Object.entries(tally)) assert.ok(count > 100, `only ${count} ${key} cases`);
+    // Most mutations break a trailer's consistency; enough must survive to exercise its checks.
+    assert.ok(trailers > 20, `only ${trailers} end markers with a trailer`);
   });
 });

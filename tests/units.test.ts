@@ -19,6 +19,7 @@ import {
   encodeClassicData,
   encodeClassicEnd,
   formatClassicUdpReply,
+  isCompleteOutcome,
   MAX_NAME_BYTES,
 } from "../shared/protocol.ts";
 import {
@@ -354,7 +355,7 @@ describe("ClassicAssembler", () => {
   const PACKETS = chunks(FILE, BUF);
 
   test("in-order delivery: the spool is the file and the session is complete", () => {
-    for (const trailer of [undefined, { packets: 15, bytes: 61306 }]) {
+    for (const trailer of [undefined, { packets: 15, chunk: BUF, bytes: 61306 }]) {
       const d = new Driver();
       for (const p of PACKETS) assert.equal(d.send(p).action, "store");
       assert.equal(d.asm.ended, false);
@@ -382,7 +383,7 @@ describe("ClassicAssembler", () => {
     const order = [1, 0, 2, 3, 5, 4, 6, 7, 8, 9, 10, 11, 12, 14, 13];
     const d = new Driver();
     for (const seq of order) d.send(PACKETS[seq]);
-    d.send(encodeClassicEnd({ packets: 15, bytes: 61306 }));
+    d.send(encodeClassicEnd({ packets: 15, chunk: BUF, bytes: 61306 }));
     assert.equal(d.asm.spoolIsFile, false);
     assert.equal(d.asm.isComplete(), true);
     assert.equal(sameBytes(d.spool, FILE), false);
@@ -403,7 +404,7 @@ describe("ClassicAssembler", () => {
       for (let round = 0; round < 4; round++) {
         const d = new Driver();
         for (const seq of shuffle([...packets.keys()], rand)) d.send(packets[seq]);
-        d.send(encodeClassicEnd({ packets: packets.length, bytes: size }));
+        d.send(encodeClassicEnd({ packets: packets.length, chunk: buffer, bytes: size }));
         assert.equal(d.asm.isComplete(), true);
         assert.equal(d.asm.receivedPackets, packets.length);
         assert.ok(sameBytes(d.materialize(), file), `size ${size} buffer ${buffer} round ${round}`);
@@ -462,7 +463,7 @@ describe("ClassicAssembler", () => {
   test("a lost tail is only known from the trailer; the last hole has the trailer's length", () => {
     const d = new Driver();
     for (let seq = 0; seq < 12; seq++) d.send(PACKETS[seq]);
-    d.send(encodeClassicEnd({ packets: 15, bytes: 61306 }));
+    d.send(encodeClassicEnd({ packets: 15, chunk: BUF, bytes: 61306 }));
     assert.equal(d.asm.expectedPackets, 15);
     const outcome = d.asm.outcome();
     assert.deepEqual(outcome, {
@@ -499,7 +500,7 @@ describe("ClassicAssembler", () => {
   test("a trailer byte count that disagrees with the payload makes the session incomplete", () => {
     const d = new Driver();
     for (const p of PACKETS) d.send(p);
-    d.send(encodeClassicEnd({ packets: 15, bytes: 61307 }));
+    d.send(encodeClassicEnd({ packets: 15, chunk: BUF, bytes: 61307 }));
     assert.deepEqual(d.asm.outcome().missing, []);
     assert.equal(d.asm.isComplete(), false);
   });
@@ -532,13 +533,176 @@ describe("ClassicAssembler", () => {
     assert.equal(d.asm.receivedPackets, 2);
     assert.equal(d.asm.receivedBytes, 8192);
     assert.equal(d.asm.duplicates, 0);
-    d.send(encodeClassicEnd({ packets: 3, bytes: 10000 }));
-    assert.deepEqual(d.asm.outcome().missing, [[2, 2]]);
-    assert.equal(d.asm.isComplete(), false);
+    // The trailer's 10000 bytes exceed the 9999-byte limit, so it is not believed: the
+    // assembler alone no longer sees packet 2 as missing. The server ends the session on the
+    // reject with a reason, and that outcome is incomplete.
+    d.send(encodeClassicEnd({ packets: 3, chunk: BUF, bytes: 10000 }));
+    assert.equal(d.asm.expectedPackets, 2);
+    assert.equal(d.asm.outcome().expectedBytes, undefined);
+    assert.deepEqual(d.asm.outcome().missing, []);
+    const refused = d.asm.outcome("refused: more than 9999 bytes");
+    assert.equal(isCompleteOutcome(refused), false);
+    assert.match(formatClassicUdpReply(refused), /^INCOMPLETE: 2\/2 packets, refused: more than 9999 bytes/);
+
+    // Within the limit the same trailer is believed and reports the packet as missing.
+    const lost = new Driver(10000);
+    lost.send(packets[0]);
+    lost.send(packets[1]);
+    lost.send(encodeClassicEnd({ packets: 3, chunk: BUF, bytes: 10000 }));
+    assert.deepEqual(lost.asm.outcome().missing, [[2, 2]]);
+    assert.equal(lost.asm.isComplete(), false);
+  });
+
+  test("maxBytes: a datagram whose sequence number puts it past the limit is rejected", () => {
+    const d = new Driver(10000);
+    const payload = new Uint8Array(1000);
+    // seq × payload length = 10000 is still within the limit, 11000 is not.
+    assert.equal(d.feed({ kind: "data", seq: 10, payload }).action, "store");
+    assert.deepEqual(d.feed({ kind: "data", seq: 11, payload }), {
+      action: "reject",
+      reason: "more than 10000 bytes",
+    });
+    assert.deepEqual(d.feed({ kind: "data", seq: 2 ** 31 - 1, payload: new Uint8Array(1) }), {
+      action: "reject",
+      reason: "more than 10000 bytes",
+    });
+    assert.equal(d.asm.receivedPackets, 1);
+    assert.equal(d.asm.receivedBytes, 1000);
+  });
+
+  test("the hole stride comes from the trailer when only the short last packet arrived", () => {
+    // 3 packets of 1000 bytes, the last of 500: only seq 2 arrives.
+    const file = pattern(2500, 3);
+    const packets = chunks(file, 1000);
+    assert.deepEqual(packets.map((p) => p.length - 4), [1000, 1000, 500]);
+
+    const d = new Driver();
+    assert.equal(d.send(packets[2]).action, "store");
+    assert.equal(d.asm.stride, 500, "before the trailer only the short packet is known");
+    d.send(encodeClassicEnd({ packets: 3, chunk: 1000, bytes: 2500 }));
+    assert.equal(d.asm.stride, 1000);
+    assert.equal(d.asm.expectedPackets, 3);
+    assert.deepEqual(d.steps(), [
+      { kind: "hole", seq: 0, length: 1000 },
+      { kind: "hole", seq: 1, length: 1000 },
+      { kind: "copy", seq: 2, spoolOffset: 0, length: 500 },
+    ]);
+    const out = d.materialize();
+    assert.equal(out.length, 2500);
+    assert.ok(sameBytes(out, withHoles(file, 1000, [0, 1])));
+    assert.deepEqual(d.asm.outcome(), {
+      received: 1,
+      expected: 3,
+      missing: [[0, 1]],
+      receivedBytes: 500,
+      expectedBytes: 2500,
+    });
+
+    // Without the trailer the holes take the only payload size seen, and the geometry is lost.
+    const plain = new Driver();
+    plain.send(packets[2]);
+    plain.send(encodeClassicEnd());
+    assert.equal(plain.asm.stride, 500);
+    assert.deepEqual(plain.steps().map((s) => s.length), [500, 500, 500]);
+  });
+
+  test("a trailer that claims more than maxBytes is ignored", () => {
+    const payload = pattern(1000, 9);
+    const d = new Driver(10000);
+    d.feed({ kind: "data", seq: 0, payload });
+    d.send(encodeClassicEnd({ packets: 20, chunk: 1000, bytes: 20000 }));
+    assert.equal(d.asm.ended, true);
+    assert.equal(d.asm.expectedPackets, 1);
+    assert.equal(d.asm.stride, 1000);
+    assert.deepEqual(d.asm.outcome(), { received: 1, expected: 1, missing: [], receivedBytes: 1000 });
+    assert.deepEqual(d.steps(), [{ kind: "copy", seq: 0, spoolOffset: 0, length: 1000 }]);
+
+    // Its chunk is ignored too: the stride stays the largest payload seen.
+    const small = new Driver(10000);
+    small.feed({ kind: "data", seq: 0, payload: new Uint8Array(100) });
+    small.send(encodeClassicEnd({ packets: 2, chunk: 60000, bytes: 60100 }));
+    assert.equal(small.asm.stride, 100);
+    assert.equal(small.asm.expectedPackets, 1);
+
+    // A trailer of exactly maxBytes is believed.
+    const exact = new Driver(10000);
+    exact.send(encodeClassicData(0, payload));
+    exact.send(encodeClassicEnd({ packets: 10, chunk: 1000, bytes: 10000 }));
+    assert.equal(exact.asm.expectedPackets, 10);
+    assert.equal(exact.asm.outcome().expectedBytes, 10000);
+    assert.deepEqual(exact.asm.outcome().missing, [[1, 9]]);
+    const out = exact.materialize();
+    assert.equal(out.length, 10000);
+    assert.ok(sameBytes(out.subarray(0, 1000), payload));
+    assert.ok(out.subarray(1000).every((b) => b === 0));
+  });
+
+  test("layout() never exceeds maxBytes", () => {
+    const payload = new Uint8Array(1000).fill(7);
+    const total = (d: Driver) => d.steps().reduce((n, s) => n + s.length, 0);
+
+    // seq 0 and seq 9 of 1000 bytes under a 10000-byte limit: exactly 10000 bytes, nothing cut.
+    const fits = new Driver(10000);
+    assert.equal(fits.feed({ kind: "data", seq: 0, payload }).action, "store");
+    assert.equal(fits.feed({ kind: "data", seq: 9, payload }).action, "store");
+    fits.feed({ kind: "end" });
+    const steps = fits.steps();
+    assert.equal(steps.length, 10);
+    assert.deepEqual(steps[0], { kind: "copy", seq: 0, spoolOffset: 0, length: 1000 });
+    assert.deepEqual(
+      steps.slice(1, 9),
+      [1, 2, 3, 4, 5, 6, 7, 8].map((seq) => ({ kind: "hole", seq, length: 1000 })),
+    );
+    assert.deepEqual(steps[9], { kind: "copy", seq: 9, spoolOffset: 1000, length: 1000 });
+    assert.equal(total(fits), 10000);
+
+    // No trailer, seq 10 still accepted (10 × 1000 = 10000), but its copy would make 11000: stops.
+    const over = new Driver(10000);
+    over.feed({ kind: "data", seq: 0, payload });
+    assert.equal(over.feed({ kind: "data", seq: 10, payload }).action, "store");
+    over.feed({ kind: "end" });
+    const cut = over.steps();
+    assert.equal(total(over), 10000);
+    assert.deepEqual(cut.at(-1), { kind: "hole", seq: 9, length: 1000 });
+    assert.ok(cut.every((s) => s.seq < 10));
+
+    // A short late packet (19 × 100 ≤ 10000) with holes of the 1000-byte stride: stops at the limit.
+    const late = new Driver(10000);
+    late.feed({ kind: "data", seq: 0, payload });
+    assert.equal(late.feed({ kind: "data", seq: 19, payload: new Uint8Array(100) }).action, "store");
+    late.feed({ kind: "end" });
+    assert.equal(total(late), 10000);
+    assert.deepEqual(late.steps().map((s) => s.seq), [...Array(10).keys()]);
+  });
+
+  test("layout() stays within maxBytes and in sequence order (seeded)", () => {
+    const rand = mulberry32(0x5eed);
+    const int = (n: number) => Math.floor(rand() * n);
+    for (let round = 0; round < 300; round++) {
+      const maxBytes = 1 + int(20000);
+      const d = new Driver(maxBytes);
+      const count = int(30);
+      for (let i = 0; i < count; i++) {
+        d.feed({ kind: "data", seq: int(int(2) === 0 ? 20 : 200), payload: new Uint8Array(1 + int(3000)) });
+      }
+      if (int(2) === 0) {
+        const chunk = 1 + int(3000);
+        const packets = int(40);
+        const bytes = packets === 0 ? 0 : (packets - 1) * chunk + 1 + int(chunk);
+        d.send(encodeClassicEnd({ packets, chunk, bytes }));
+      } else {
+        d.feed({ kind: "end" });
+      }
+      const steps = d.steps();
+      const sum = steps.reduce((n, s) => n + s.length, 0);
+      assert.ok(sum <= maxBytes, `round ${round}: layout of ${sum} bytes exceeds ${maxBytes}`);
+      assert.ok(steps.every((s, i) => s.seq === i), `round ${round}: steps out of order`);
+      assert.ok(steps.every((s) => s.length >= 0), `round ${round}: negative length`);
+    }
   });
 
   test("an empty transfer (only an end marker) is complete with 0 packets", () => {
-    for (const trailer of [undefined, { packets: 0, bytes: 0 }]) {
+    for (const trailer of [undefined, { packets: 0, chunk: BUF, bytes: 0 }]) {
       const d = new Driver();
       d.send(encodeClassicEnd(trailer));
       assert.equal(d.asm.isComplete(), true);

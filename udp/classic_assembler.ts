@@ -12,13 +12,19 @@
  * @module
  */
 
-import { type ClassicDatagram, type ClassicUdpOutcome, isCompleteOutcome } from "../shared/protocol.ts";
+import {
+  type ClassicDatagram,
+  type ClassicUdpOutcome,
+  type EndTrailer,
+  isCompleteOutcome,
+} from "../shared/protocol.ts";
 import { RangeSet } from "../shared/range_set.ts";
 
 /** What the driver should do with a datagram. */
 export type AssemblerAction =
   | { action: "store"; seq: number; payload: Uint8Array; spoolOffset: number }
   | { action: "duplicate"; seq: number }
+  | { action: "ignore"; reason: string }
   | { action: "end" }
   | { action: "reject"; reason: string };
 
@@ -44,7 +50,7 @@ export class ClassicAssembler {
   #inOrder = true;
   #shortSeen = false;
   #ended = false;
-  #trailer: { packets: number; bytes: number } | undefined;
+  #trailer: EndTrailer | undefined;
   #duplicates = 0;
   #limits: AssemblerLimits;
 
@@ -82,17 +88,23 @@ export class ClassicAssembler {
   accept(datagram: ClassicDatagram): AssemblerAction {
     if (datagram.kind === "end") {
       this.#ended = true;
-      if (datagram.packets !== undefined && datagram.bytes !== undefined) {
-        this.#trailer = { packets: datagram.packets, bytes: datagram.bytes };
+      // A trailer that claims more than the limit is not believed (it would make us zero-fill that much).
+      if (datagram.trailer && datagram.trailer.bytes <= this.#limits.maxBytes) {
+        this.#trailer = datagram.trailer;
       }
       return { action: "end" };
     }
     const { seq, payload } = datagram;
+    // Classic senders never send empty chunks; an empty one would only inflate the layout.
+    if (payload.length === 0) return { action: "ignore", reason: "empty data datagram" };
     if (this.#seen.has(seq)) {
       this.#duplicates++;
       return { action: "duplicate", seq };
     }
-    if (this.#spoolBytes + payload.length > this.#limits.maxBytes) {
+    if (
+      this.#spoolBytes + payload.length > this.#limits.maxBytes ||
+      seq * payload.length > this.#limits.maxBytes
+    ) {
       return { action: "reject", reason: `more than ${this.#limits.maxBytes} bytes` };
     }
     this.#seen.add(seq);
@@ -145,30 +157,46 @@ export class ClassicAssembler {
     return isCompleteOutcome(this.outcome());
   }
 
+  /** Payload bytes per packet: the trailer's chunk size, else the largest payload seen. */
+  get stride(): number {
+    return this.#trailer?.chunk ?? this.#stride;
+  }
+
   /**
    * The layout of the output file in sequence order: payloads copied from the
-   * spool, missing packets as zero-filled holes of the common chunk size.
+   * spool, missing packets as zero-filled holes of the chunk size (the last
+   * packet's hole as long as the trailer implies). Stops before the output
+   * would exceed the byte limit.
    */
   *layout(): Generator<LayoutStep> {
     const order = new Uint32Array(this.#count);
     for (let i = 0; i < this.#count; i++) order[i] = i;
     order.sort((a, b) => this.#seqs[a] - this.#seqs[b]);
+    // Entries are in arrival order, so an entry's length is the distance to the next offset.
     const lengthOf = (i: number) =>
       (i + 1 < this.#count ? this.#offsets[i + 1] : this.#spoolBytes) - this.#offsets[i];
-    // Entries are in arrival order, so an entry's length is the distance to the next offset.
+    const stride = this.stride;
+    const expected = this.expectedPackets;
+    const holeLength = (seq: number) =>
+      this.#trailer && seq === expected - 1 ? this.#trailer.bytes - stride * (expected - 1) : stride;
+    let budget = this.#limits.maxBytes;
     let next = 0;
     for (const i of order) {
       const seq = this.#seqs[i];
-      for (; next < seq; next++) yield { kind: "hole", seq: next, length: this.#stride };
-      yield { kind: "copy", seq, spoolOffset: this.#offsets[i], length: lengthOf(i) };
+      for (; next < seq; next++) {
+        const length = holeLength(next);
+        if ((budget -= Math.max(1, length)) < 0) return;
+        yield { kind: "hole", seq: next, length };
+      }
+      const length = lengthOf(i);
+      if ((budget -= Math.max(1, length)) < 0) return;
+      yield { kind: "copy", seq, spoolOffset: this.#offsets[i], length };
       next = seq + 1;
     }
-    const expected = this.expectedPackets;
     for (; next < expected; next++) {
-      const last = next === expected - 1 && this.#trailer
-        ? Math.max(0, this.#trailer.bytes - this.#stride * (expected - 1))
-        : this.#stride;
-      yield { kind: "hole", seq: next, length: last };
+      const length = holeLength(next);
+      if ((budget -= Math.max(1, length)) < 0) return;
+      yield { kind: "hole", seq: next, length };
     }
   }
 }

@@ -123,7 +123,9 @@ export async function sendFileUdp(options: UdpSendOptions): Promise<TransferSumm
     } catch (error) {
       throw withContext(`sending to ${options.host}:${port}`, error);
     }
-    const marker = encodeClassicEnd(options.bareMarker ? undefined : { packets, bytes: input.size });
+    const marker = encodeClassicEnd(
+      options.bareMarker ? undefined : { packets, chunk: buffer, bytes: input.size },
+    );
     emit({ type: "sent", file: options.file, packets });
     const text = await waitForReply(socket, server, marker, reply, timeoutMs, retryMs);
     const seconds = watch.elapsed();

@@ -189,6 +189,8 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
           continue;
         }
         if (session.assembler.spoolIsFile) session.hash.update(action.payload);
+      } else if (action.action === "ignore") {
+        emit({ event: "ignored", transport: "udp", from: key, reason: action.reason });
       } else if (action.action === "reject") {
         await finalize(session, `refused: ${action.reason}`);
       } else if (action.action === "end") {
