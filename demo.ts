@@ -52,7 +52,15 @@ interface Proc {
 function command(script: string, args: string[], permissions: string[]): string[] {
   const path = join(ROOT, script);
   if (runtime.name === "deno") {
-    return [process.execPath, "run", "--no-prompt", ...permissions, `--config=${join(ROOT, "deno.json")}`, path, ...args];
+    return [
+      process.execPath,
+      "run",
+      "--no-prompt",
+      ...permissions,
+      `--config=${join(ROOT, "deno.json")}`,
+      path,
+      ...args,
+    ];
   }
   return [process.execPath, path, ...args];
 }
@@ -75,7 +83,10 @@ async function waitFor(proc: Proc, text: string, ms: number): Promise<void> {
   while (!proc.stdout.includes(text)) {
     if (performance.now() > deadline) {
       proc.kill();
-      throw new CliError(`demo: a server did not start: ${proc.stderr.trim() || proc.stdout.trim()}`, ExitCode.INTERNAL);
+      throw new CliError(
+        `demo: a server did not start: ${proc.stderr.trim() || proc.stdout.trim()}`,
+        ExitCode.INTERNAL,
+      );
     }
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -123,7 +134,9 @@ async function transfer(
   const port = await freePort();
   const host = "127.0.0.1";
   const serverNet = transport === "tcp" ? `--allow-net=${host}:${port}` : `--allow-net=${host}`;
-  const clientNet = transport === "tcp" ? `--allow-net=${host}:${port}` : `--allow-net=${host}:${port},0.0.0.0:0`;
+  const clientNet = transport === "tcp"
+    ? `--allow-net=${host}:${port}`
+    : `--allow-net=${host}:${port},0.0.0.0:0`;
   console.log(`\n--- ${label}: ${transport}/server.ts and ${transport}/client.ts on ${runtime.name} ---`);
   const server = start(command(
     `${transport}/server.ts`,
@@ -159,7 +172,14 @@ function parseSummary(text: string): Record<string, string> {
 }
 
 function table(runs: Run[]): string {
-  const metrics = ["File size", "Buffer size", "Chunks/packets", "Total time", "Throughput", "Received intact"];
+  const metrics = [
+    "File size",
+    "Buffer size",
+    "Chunks/packets",
+    "Total time",
+    "Throughput",
+    "Received intact",
+  ];
   const value = (run: Run, metric: string) => {
     const s = run.summary as Record<string, string>;
     if (metric === "Chunks/packets") return s["Chunks sent"] ?? s["Packets sent"] ?? "";

@@ -25,9 +25,22 @@ export { CLASSIC_UDP_SENT_NAME, serveUdp, type UdpServeOptions } from "./udp/ser
 export { type AssemblerAction, ClassicAssembler, type LayoutStep } from "./udp/classic_assembler.ts";
 export * from "./shared/protocol.ts";
 export * from "./shared/metrics.ts";
-export { formatAddr, type ReceivedEvent, type ServerEvent, type ServerHandle } from "./shared/server_events.ts";
+export {
+  formatAddr,
+  type ReceivedEvent,
+  type ServerEvent,
+  type ServerHandle,
+} from "./shared/server_events.ts";
 export { CliError, describeError, type ErrorReport, ExitCode, type ExitCodeValue } from "./shared/errors.ts";
 export { receivedName, safeBaseName } from "./shared/files.ts";
-export { type Conn, type DatagramConn, type Listener, type NetAddr, runtime, type Runtime, type TcpOptions } from "./shared/runtime.ts";
+export {
+  type Conn,
+  type DatagramConn,
+  type Listener,
+  type NetAddr,
+  type Runtime,
+  runtime,
+  type TcpOptions,
+} from "./shared/runtime.ts";
 export { RangeSet } from "./shared/range_set.ts";
 export { VERSION } from "./shared/version.ts";

@@ -62,10 +62,20 @@ for (const rt of runtimes) {
   const targets = files.length > 0 ? files : ["tests/"];
   const cmd = rt === "deno"
     ? [bin("deno"), ["test", "--allow-all", "--no-prompt", `--junit-path=${junit}`, ...targets]]
-    : [bin("bun"), ["test", "--timeout=120000", "--reporter=junit", `--reporter-outfile=${junit}`, ...targets]];
+    : [bin("bun"), [
+      "test",
+      "--timeout=120000",
+      "--reporter=junit",
+      `--reporter-outfile=${junit}`,
+      ...targets,
+    ]];
   console.log(`\n=== ${rt} test ${targets.join(" ")} ===`);
   const started = Date.now();
-  const res = spawnSync(cmd[0], cmd[1], { cwd: root, stdio: "inherit", env: { ...process.env, NO_COLOR: "1" } });
+  const res = spawnSync(cmd[0], cmd[1], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (!existsSync(junit)) {
     totals.failed++;
@@ -77,7 +87,9 @@ for (const rt of runtimes) {
   totals.passed += counts.passed;
   totals.failed += counts.failed;
   totals.skipped += counts.skipped;
-  lines.push(`${rt}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped (${seconds} s)`);
+  lines.push(
+    `${rt}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped (${seconds} s)`,
+  );
 }
 
 console.log("");
