@@ -112,9 +112,17 @@ export interface AckMsg {
   cumulative: number;
   /** Chunks beyond `cumulative` the receiver can still take. */
   window: number;
+  /**
+   * The chunk whose arrival triggered this ACK (new or duplicate), or
+   * 0xFFFFFFFF for none: the receiver holds it even if no range shows it.
+   */
+  latest: number;
   /** Chunks received above `cumulative`, as `[start, end)` ranges, ascending. */
   ranges: Array<[number, number]>;
 }
+
+/** `latest` value of an ACK triggered by no particular chunk. */
+export const NO_CHUNK = 0xffffffff;
 
 /** Says the sender is done; carries what the receiver must verify. */
 export interface FinMsg {
@@ -241,14 +249,15 @@ export function encodeReliable(msg: ReliableMsg): Uint8Array {
     }
     case MsgType.ACK: {
       const ranges = msg.ranges.slice(0, MAX_SACK_RANGES);
-      const out = new Uint8Array(RELIABLE_HEADER_SIZE + 9 + ranges.length * 8);
+      const out = new Uint8Array(RELIABLE_HEADER_SIZE + 13 + ranges.length * 8);
       const view = header(out, msg.type, msg.session);
       view.setUint32(12, msg.cumulative, false);
       view.setUint32(16, msg.window, false);
-      view.setUint8(20, ranges.length);
+      view.setUint32(20, msg.latest >>> 0, false);
+      view.setUint8(24, ranges.length);
       ranges.forEach(([start, end], i) => {
-        view.setUint32(21 + i * 8, start, false);
-        view.setUint32(25 + i * 8, end, false);
+        view.setUint32(25 + i * 8, start, false);
+        view.setUint32(29 + i * 8, end, false);
       });
       return seal(out);
     }
@@ -348,21 +357,28 @@ export function decodeReliable(datagram: Uint8Array): ReliableMsg {
       return { type, session, seq: view.getUint32(12, false), payload: datagram.subarray(DATA_HEADER_SIZE) };
     }
     case MsgType.ACK: {
-      need(datagram, 21, "ACK");
-      const count = view.getUint8(20);
+      need(datagram, 25, "ACK");
+      const count = view.getUint8(24);
       if (count > MAX_SACK_RANGES) throw new ProtocolError(`ACK with ${count} ranges`);
-      need(datagram, 21 + count * 8, "ACK");
+      need(datagram, 25 + count * 8, "ACK");
       const cumulative = view.getUint32(12, false);
       const ranges: Array<[number, number]> = [];
       let previous = cumulative;
       for (let i = 0; i < count; i++) {
-        const start = view.getUint32(21 + i * 8, false);
-        const end = view.getUint32(25 + i * 8, false);
+        const start = view.getUint32(25 + i * 8, false);
+        const end = view.getUint32(29 + i * 8, false);
         if (start < previous || end <= start) throw new ProtocolError("ACK ranges out of order");
         ranges.push([start, end]);
         previous = end;
       }
-      return { type, session, cumulative, window: view.getUint32(16, false), ranges };
+      return {
+        type,
+        session,
+        cumulative,
+        window: view.getUint32(16, false),
+        latest: view.getUint32(20, false),
+        ranges,
+      };
     }
     case MsgType.FIN: {
       need(datagram, 24 + DIGEST_SIZE, "FIN");

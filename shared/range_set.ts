@@ -95,6 +95,12 @@ export class RangeSet {
     return out;
   }
 
+  /** The range containing `n` as a half-open `[start, end)` pair, or `undefined`. */
+  rangeOf(n: number): [number, number] | undefined {
+    const i = this.#floor(n);
+    return i >= 0 && n <= this.#ends[i] ? [this.#starts[i], this.#ends[i] + 1] : undefined;
+  }
+
   /** The ranges, in order, as `[start, end]` pairs. */
   ranges(): Array<[number, number]> {
     return this.#starts.map((s, i) => [s, this.#ends[i]]);

@@ -1,0 +1,326 @@
+/**
+ * The receiving side of reliable UDP for one session, as a sans-I/O state
+ * machine: no sockets, clocks or files. The driver creates it from an
+ * accepted HELLO, feeds it decoded datagrams and time, writes the chunks it
+ * hands out ({@linkcode ReceiverEvent} `data`) at their offsets, verifies
+ * the digest when told the data is complete (`fin`), and reports the result
+ * with {@linkcode ReliableReceiver.complete}.
+ *
+ * ACK policy: an ACK after every `ackEvery` new chunks, at once when a chunk
+ * arrives out of order or twice (the sender's view is stale), and otherwise
+ * within `ackDelayMs`. Every ACK carries the cumulative point, up to 64 SACK
+ * ranges above it, and the window (chunks beyond the cumulative point the
+ * sender may have outstanding), which bounds the receiver's work per session.
+ *
+ * All times are milliseconds.
+ *
+ * @module
+ */
+
+import {
+  type AckMsg,
+  encodeReliable,
+  MAX_SACK_RANGES,
+  MsgType,
+  NO_CHUNK,
+  type ReliableMsg,
+  ReliableStatus,
+} from "../shared/protocol_reliable.ts";
+import { RangeSet } from "../shared/range_set.ts";
+
+/** Options for a {@linkcode ReliableReceiver}. */
+export interface ReceiverOptions {
+  /** Session id from the HELLO. */
+  session: number;
+  /** Payload bytes per chunk from the HELLO. */
+  chunkSize: number;
+  /** File size from the HELLO. */
+  size: number;
+  /** Chunks the sender may have beyond the cumulative point. Default 4096. */
+  window?: number;
+  /** ACK after this many new chunks. Default 16. */
+  ackEvery?: number;
+  /** Longest delay before acknowledging a chunk, ms. Default 2. */
+  ackDelayMs?: number;
+  /** End the session after this long without a datagram, ms. Default 10 s. */
+  idleTimeoutMs?: number;
+  /** Keep answering FINs with the DONE this long after completion, ms. Default 30 s. */
+  lingerMs?: number;
+}
+
+/** Something for the driver to do or know. */
+export type ReceiverEvent =
+  | { type: "data"; seq: number; offset: number; payload: Uint8Array }
+  | { type: "fin"; digest: Uint8Array }
+  | { type: "aborted"; message: string }
+  | { type: "expired" }
+  | { type: "closed" };
+
+/** Counters for the summary. */
+export interface ReceiverStats {
+  /** New chunks received. */
+  chunks: number;
+  /** Duplicate chunks received (retransmissions of chunks we had). */
+  duplicates: number;
+  /** ACKs sent. */
+  acksSent: number;
+  /** Datagrams ignored: wrong size, outside the window or the file. */
+  ignored: number;
+}
+
+type Phase = "receiving" | "verifying" | "done" | "closed";
+
+/** Sans-I/O reliable UDP receiver for one session. */
+export class ReliableReceiver {
+  readonly session: number;
+  readonly chunkSize: number;
+  readonly size: number;
+  readonly chunks: number;
+  readonly window: number;
+  readonly stats: ReceiverStats = { chunks: 0, duplicates: 0, acksSent: 0, ignored: 0 };
+
+  #phase: Phase = "receiving";
+  #received = new RangeSet();
+  #cum = 0;
+  #events: ReceiverEvent[] = [];
+  #control: Uint8Array[] = [];
+  #ackEvery: number;
+  #ackDelay: number;
+  #idleTimeout: number;
+  #linger: number;
+  #unacked = 0;
+  #ackNow = false;
+  #ackDue = Infinity;
+  #lastHeard: number;
+  #lingerUntil = Infinity;
+  #finDigest: Uint8Array | undefined;
+  #done: Uint8Array | undefined;
+  #latest = NO_CHUNK;
+
+  /** Creates the receiver at `now`, with an ACCEPT queued. */
+  constructor(now: number, options: ReceiverOptions) {
+    this.session = options.session >>> 0;
+    this.chunkSize = options.chunkSize;
+    this.size = options.size;
+    this.chunks = Math.ceil(options.size / options.chunkSize);
+    this.window = options.window ?? 4096;
+    this.#ackEvery = options.ackEvery ?? 16;
+    this.#ackDelay = options.ackDelayMs ?? 2;
+    this.#idleTimeout = options.idleTimeoutMs ?? 10_000;
+    this.#linger = options.lingerMs ?? 30_000;
+    this.#lastHeard = now;
+    this.#queueAccept();
+  }
+
+  /** `receiving`, `verifying`, `done` or `closed`. */
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** Every chunk below this index has arrived. */
+  get cumulative(): number {
+    return this.#cum;
+  }
+
+  /** Bytes covered by the cumulative point. */
+  get contiguousBytes(): number {
+    return Math.min(this.size, this.#cum * this.chunkSize);
+  }
+
+  /** Whether the session is over and can be forgotten. */
+  get closed(): boolean {
+    return this.#phase === "closed";
+  }
+
+  #queueAccept(): void {
+    this.#control.push(encodeReliable({
+      type: MsgType.ACCEPT,
+      session: this.session,
+      status: ReliableStatus.OK,
+      window: this.window,
+      message: "",
+    }));
+  }
+
+  /** The next event, if any. */
+  pollEvent(): ReceiverEvent | undefined {
+    return this.#events.shift();
+  }
+
+  #expectedLength(seq: number): number {
+    return seq === this.chunks - 1 ? this.size - seq * this.chunkSize : this.chunkSize;
+  }
+
+  /** Processes one decoded message of this session. */
+  handle(now: number, msg: ReliableMsg): void {
+    if (msg.session !== this.session || this.#phase === "closed") return;
+    this.#lastHeard = now;
+    switch (msg.type) {
+      case MsgType.HELLO:
+        // Our ACCEPT was lost: repeat it.
+        if (this.#phase === "receiving" && msg.size === this.size && msg.chunkSize === this.chunkSize) {
+          this.#queueAccept();
+        }
+        return;
+      case MsgType.DATA:
+        this.#onData(now, msg.seq, msg.payload);
+        return;
+      case MsgType.FIN:
+        if (msg.chunks !== this.chunks || msg.size !== this.size) {
+          this.#abort(ReliableStatus.REFUSED, "FIN does not match the HELLO");
+          return;
+        }
+        if (this.#phase === "done" && this.#done) {
+          this.#control.push(this.#done); // our DONE was lost
+        } else if (this.#phase === "receiving") {
+          this.#finDigest = msg.digest;
+          if (this.#cum >= this.chunks) this.#startVerify();
+          else this.#ackNow = true;
+        }
+        return;
+      case MsgType.ABORT:
+        this.#phase = "closed";
+        this.#events.push({ type: "aborted", message: msg.message });
+        return;
+      default:
+        this.stats.ignored++;
+    }
+  }
+
+  #onData(now: number, seq: number, payload: Uint8Array): void {
+    if (this.#phase !== "receiving") {
+      this.stats.duplicates++;
+      return;
+    }
+    if (seq >= this.chunks || payload.length !== this.#expectedLength(seq)) {
+      this.stats.ignored++;
+      return;
+    }
+    this.#latest = seq;
+    if (seq >= this.#cum + this.window) {
+      this.stats.ignored++; // beyond the window we granted
+      this.#latest = NO_CHUNK;
+      this.#ackNow = true;
+      return;
+    }
+    if (seq < this.#cum || this.#received.has(seq)) {
+      this.stats.duplicates++;
+      this.#ackNow = true;
+      return;
+    }
+    const inOrder = seq === this.#cum;
+    this.#received.add(seq);
+    this.stats.chunks++;
+    if (inOrder) this.#cum = this.#received.prefixEnd();
+    this.#events.push({ type: "data", seq, offset: seq * this.chunkSize, payload });
+    this.#unacked++;
+    if (!inOrder || this.#unacked >= this.#ackEvery || this.#cum >= this.chunks) this.#ackNow = true;
+    else if (this.#ackDue === Infinity) this.#ackDue = now + this.#ackDelay;
+    if (this.#cum >= this.chunks && this.#finDigest) this.#startVerify();
+  }
+
+  #startVerify(): void {
+    this.#phase = "verifying";
+    this.#ackNow = true;
+    this.#events.push({ type: "fin", digest: this.#finDigest as Uint8Array });
+  }
+
+  #abort(status: number, message: string): void {
+    this.#control.push(encodeReliable({ type: MsgType.ABORT, session: this.session, status, message }));
+    this.#phase = "closed";
+    this.#events.push({ type: "aborted", message });
+  }
+
+  /**
+   * Reports the verification result after a `fin` event: queues the DONE
+   * (status OK only when the digest matched and the file was stored).
+   */
+  complete(now: number, status: number, digest: Uint8Array, message: string): void {
+    if (this.#phase !== "verifying") return;
+    this.#done = encodeReliable({
+      type: MsgType.DONE,
+      session: this.session,
+      status,
+      bytes: this.size,
+      digest,
+      message,
+    });
+    this.#control.push(this.#done);
+    this.#phase = "done";
+    this.#lingerUntil = now + this.#linger;
+  }
+
+  /** Ends the session from the receiver's side (e.g. disk full), telling the sender why. */
+  fail(status: number, message: string): void {
+    if (this.#phase === "closed") return;
+    this.#abort(status, message);
+  }
+
+  /** The next datagram to send, if any. */
+  pollTransmit(now: number): Uint8Array | undefined {
+    const control = this.#control.shift();
+    if (control) return control;
+    if (this.#phase !== "receiving" && this.#phase !== "verifying") return undefined;
+    if (this.#ackNow || now >= this.#ackDue) return this.#ack();
+    return undefined;
+  }
+
+  #ack(): Uint8Array {
+    this.#ackNow = false;
+    this.#ackDue = Infinity;
+    this.#unacked = 0;
+    this.stats.acksSent++;
+    const msg: AckMsg = {
+      type: MsgType.ACK,
+      session: this.session,
+      cumulative: this.#cum,
+      window: this.window,
+      latest: this.#latest,
+      ranges: this.#sackRanges(),
+    };
+    this.#latest = NO_CHUNK;
+    return encodeReliable(msg);
+  }
+
+  /**
+   * SACK ranges above the cumulative point: the lowest ones (the holes the
+   * sender must fill first) plus, like TCP's first SACK block, the one
+   * holding the latest arrival, so the sender always learns about the most
+   * recent data even when there are more holes than ranges fit.
+   */
+  #sackRanges(): Array<[number, number]> {
+    const lowest = this.#received.rangesAbove(this.#cum, MAX_SACK_RANGES);
+    if (lowest.length < MAX_SACK_RANGES || this.#latest === NO_CHUNK) return lowest;
+    const recent = this.#received.rangeOf(this.#latest);
+    if (!recent || recent[0] <= lowest[lowest.length - 1][0]) return lowest;
+    lowest[lowest.length - 1] = recent;
+    return lowest;
+  }
+
+  /** When to call {@linkcode handleTimeout}, or `undefined`. */
+  pollTimeout(): number | undefined {
+    switch (this.#phase) {
+      case "receiving":
+      case "verifying":
+        return Math.min(this.#ackDue, this.#lastHeard + this.#idleTimeout);
+      case "done":
+        return this.#lingerUntil;
+      default:
+        return undefined;
+    }
+  }
+
+  /** Processes timers due at `now`. */
+  handleTimeout(now: number): void {
+    if (
+      (this.#phase === "receiving" || this.#phase === "verifying") &&
+      now - this.#lastHeard >= this.#idleTimeout
+    ) {
+      this.#phase = "closed";
+      this.#events.push({ type: "expired" });
+    } else if (this.#phase === "done" && now >= this.#lingerUntil) {
+      this.#phase = "closed";
+      this.#events.push({ type: "closed" });
+    }
+  }
+}

@@ -1,0 +1,650 @@
+/**
+ * The sending side of reliable UDP, as a sans-I/O state machine in the style
+ * of quinn-proto: no sockets, clocks, randomness or files. The driver feeds
+ * it datagrams ({@linkcode ReliableSender.handle}) and time
+ * ({@linkcode ReliableSender.handleTimeout}), asks what to send
+ * ({@linkcode ReliableSender.pollTransmit}: control bytes, or "chunk N",
+ * which the driver reads from the file) and when to wake up
+ * ({@linkcode ReliableSender.pollTimeout}), and collects events
+ * ({@linkcode ReliableSender.pollEvent}).
+ *
+ * Mechanisms: HELLO/ACCEPT handshake retried with backoff; selective
+ * acknowledgement (cumulative + SACK ranges + the chunk that triggered the
+ * ACK); loss detection in the style of RACK (RFC 8985): a transmission is
+ * lost once 3 later transmissions were acknowledged *and* one sent at least a
+ * reordering window later was, the window growing when a retransmission
+ * proves spurious; then fast retransmit; RFC 6298 RTO with
+ * Karn's rule and exponential backoff; pacing and congestion control by
+ * {@linkcode RateController}; flow control by the receiver's window; FIN with
+ * the file's SHA-256, retried until DONE.
+ *
+ * All times are milliseconds.
+ *
+ * @module
+ */
+
+import { bytesEqual } from "../shared/protocol.ts";
+import {
+  DATA_HEADER_SIZE,
+  decodeReliable,
+  encodeReliable,
+  MsgType,
+  NO_CHUNK,
+  type ReliableMsg,
+  ReliableStatus,
+} from "../shared/protocol_reliable.ts";
+import { ProtocolError } from "../shared/protocol.ts";
+import { type RateConfig, RateController } from "./rate_control.ts";
+import { type RttConfig, RttEstimator } from "./rtt.ts";
+
+/** Options for a {@linkcode ReliableSender}. */
+export interface SenderOptions {
+  /** Session id (the driver picks it at random). */
+  session: number;
+  /** File name for the HELLO. */
+  name: string;
+  /** File size in bytes. */
+  size: number;
+  /** Payload bytes per DATA datagram. */
+  chunkSize: number;
+  /** Give up when no ACCEPT arrives within this time. Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Give up when nothing arrives from the receiver for this long. Default 15 s. */
+  idleTimeoutMs?: number;
+  /** Give up when no DONE arrives within this time after the first FIN. Default 15 s. */
+  finTimeoutMs?: number;
+  /** Most chunks in flight, whatever the receiver's window. Default 65536. */
+  maxWindow?: number;
+  /** RTT/RTO bounds. */
+  rtt?: Partial<RttConfig>;
+  /** Rate controller tuning. */
+  rate?: Partial<RateConfig>;
+}
+
+/** Something to send. */
+export type SenderTransmit =
+  | { kind: "control"; bytes: Uint8Array }
+  | { kind: "data"; seq: number; offset: number; length: number; retransmit: boolean };
+
+/** Something that happened. */
+export type SenderEvent =
+  | { type: "accepted"; window: number }
+  | { type: "done"; ok: boolean; status: number; message: string; digest: Uint8Array; bytes: number }
+  | { type: "failed"; reason: string; status?: number };
+
+/** Counters for the summary. */
+export interface SenderStats {
+  /** Datagrams of any kind sent. */
+  datagramsSent: number;
+  /** DATA datagrams sent, retransmissions included. */
+  dataSent: number;
+  /** DATA datagrams that were retransmissions. */
+  retransmitted: number;
+  /** ACK datagrams received. */
+  acksReceived: number;
+  /** Chunks declared lost (each loss of each transmission). */
+  lost: number;
+  /** Retransmission timeouts. */
+  timeouts: number;
+  /** Bytes of payload acknowledged. */
+  bytesAcked: number;
+  /** Bytes put on the wire (headers included). */
+  wireBytes: number;
+  /** Datagrams from the receiver that could not be decoded or were for another session. */
+  ignored: number;
+  /** Retransmissions found unnecessary (the original arrived). */
+  spurious: number;
+}
+
+const ACKED = 1;
+const INFLIGHT = 2;
+const PACKET_THRESHOLD = 3;
+
+type Phase = "handshake" | "transfer" | "closing" | "done" | "failed";
+
+/** Sans-I/O reliable UDP sender. */
+export class ReliableSender {
+  readonly session: number;
+  readonly size: number;
+  readonly chunkSize: number;
+  /** Number of chunks (0 for an empty file). */
+  readonly chunks: number;
+  readonly stats: SenderStats = {
+    datagramsSent: 0,
+    dataSent: 0,
+    retransmitted: 0,
+    acksReceived: 0,
+    lost: 0,
+    timeouts: 0,
+    bytesAcked: 0,
+    wireBytes: 0,
+    ignored: 0,
+    spurious: 0,
+  };
+
+  #name: string;
+  #phase: Phase = "handshake";
+  #events: SenderEvent[] = [];
+  #rtt: RttEstimator;
+  #rate: RateController;
+  #handshakeDeadline: number;
+  #idleTimeout: number;
+  #finTimeout: number;
+  #helloDue: number;
+  #helloTries = 0;
+  #helloFirstSent = 0;
+  #finDue = 0;
+  #finDeadline = 0;
+  #lastHeard: number;
+  #digest: Uint8Array | undefined;
+
+  // Chunk state for seq in [#cum, #nextNew), in rings of #cap slots.
+  #cap: number;
+  #mask: number;
+  #state: Uint8Array;
+  #sentAt: Float64Array;
+  #txOrder: Float64Array;
+  #txCount: Uint8Array;
+  #cum = 0;
+  #nextNew = 0;
+  #rwnd = 0;
+  #inflight = 0;
+  #txCounter = 0;
+  #largestAckedOrder = -1;
+  #largestAckedSentAt = -Infinity;
+  #reorderWindow = 0;
+  #spurious = 0;
+  #rtoBase = 0;
+  // Transmission log (seq, order) in send order, for loss detection.
+  #logSeq: Int32Array;
+  #logOrder: Float64Array;
+  #logHead = 0;
+  #logTail = 0;
+  // Retransmission queue (FIFO of seqs).
+  #retx: Int32Array;
+  #retxHead = 0;
+  #retxTail = 0;
+
+  /** Creates a sender at time `now`. */
+  constructor(now: number, options: SenderOptions) {
+    if (!(options.chunkSize >= 1)) throw new RangeError("chunkSize must be at least 1");
+    this.session = options.session >>> 0;
+    this.size = options.size;
+    this.chunkSize = options.chunkSize;
+    this.chunks = Math.ceil(options.size / options.chunkSize);
+    this.#name = options.name;
+    this.#rtt = new RttEstimator(options.rtt);
+    this.#rate = new RateController(now, {
+      datagramBytes: DATA_HEADER_SIZE + options.chunkSize,
+      ...options.rate,
+    });
+    this.#handshakeDeadline = now + (options.handshakeTimeoutMs ?? 10_000);
+    this.#idleTimeout = options.idleTimeoutMs ?? 15_000;
+    this.#finTimeout = options.finTimeoutMs ?? 15_000;
+    this.#helloDue = now;
+    this.#lastHeard = now;
+    let cap = 16;
+    while (cap < (options.maxWindow ?? 65536)) cap *= 2;
+    this.#cap = cap;
+    this.#mask = cap - 1;
+    this.#state = new Uint8Array(cap);
+    this.#sentAt = new Float64Array(cap);
+    this.#txOrder = new Float64Array(cap);
+    this.#txCount = new Uint8Array(cap);
+    this.#logSeq = new Int32Array(1024);
+    this.#logOrder = new Float64Array(1024);
+    this.#retx = new Int32Array(1024);
+  }
+
+  /** `handshake`, `transfer`, `closing`, `done` or `failed`. */
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** Whether the sender has finished (done or failed). */
+  get finished(): boolean {
+    return this.#phase === "done" || this.#phase === "failed";
+  }
+
+  /** Smoothed RTT in ms (the initial RTO before any sample). */
+  get srtt(): number {
+    return this.#rtt.srtt;
+  }
+
+  /** Current retransmission timeout, ms. */
+  get rto(): number {
+    return this.#rtt.rto;
+  }
+
+  /** Current pacing rate, bytes per second. */
+  get rate(): number {
+    return this.#rate.rate;
+  }
+
+  /** Chunks acknowledged cumulatively. */
+  get cumulative(): number {
+    return this.#cum;
+  }
+
+  /** Chunks currently counted in flight. */
+  get inFlight(): number {
+    return this.#inflight;
+  }
+
+  /** Length of chunk `seq`. */
+  chunkLength(seq: number): number {
+    return seq === this.chunks - 1 ? this.size - seq * this.chunkSize : this.chunkSize;
+  }
+
+  /** Gives the file's SHA-256, known once the driver has read the whole file. */
+  setDigest(now: number, digest: Uint8Array): void {
+    this.#digest = digest;
+    this.#maybeClose(now);
+  }
+
+  /** The next event, if any. */
+  pollEvent(): SenderEvent | undefined {
+    return this.#events.shift();
+  }
+
+  #fail(reason: string, status?: number): void {
+    if (this.finished) return;
+    this.#phase = "failed";
+    this.#events.push(status === undefined ? { type: "failed", reason } : { type: "failed", reason, status });
+  }
+
+  /** Processes one datagram from the receiver. */
+  handle(now: number, datagram: Uint8Array): void {
+    let msg: ReliableMsg;
+    try {
+      msg = decodeReliable(datagram);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        this.stats.ignored++;
+        return;
+      }
+      throw error;
+    }
+    if (msg.session !== this.session) {
+      this.stats.ignored++;
+      return;
+    }
+    this.#lastHeard = now;
+    switch (msg.type) {
+      case MsgType.ACCEPT:
+        if (this.#phase !== "handshake") return;
+        if (msg.status !== ReliableStatus.OK) {
+          this.#fail(`the receiver refused: ${msg.message || `status ${msg.status}`}`, msg.status);
+          return;
+        }
+        if (this.#helloTries === 1) this.#rtt.sample(now - this.#helloFirstSent);
+        this.#rwnd = Math.max(1, msg.window);
+        this.#phase = "transfer";
+        this.#events.push({ type: "accepted", window: msg.window });
+        this.#maybeClose(now);
+        return;
+      case MsgType.ACK:
+        if (this.#phase === "transfer") this.#onAck(now, msg.cumulative, msg.window, msg.latest, msg.ranges);
+        else this.stats.acksReceived++;
+        return;
+      case MsgType.DONE: {
+        if (this.#phase !== "closing") return;
+        const ok = msg.status === ReliableStatus.OK && msg.bytes === this.size &&
+          this.#digest !== undefined &&
+          bytesEqual(msg.digest, this.#digest);
+        this.#phase = "done";
+        this.#events.push({
+          type: "done",
+          ok,
+          status: msg.status,
+          message: msg.message,
+          digest: msg.digest,
+          bytes: msg.bytes,
+        });
+        return;
+      }
+      case MsgType.ABORT:
+        this.#fail(`the receiver aborted: ${msg.message || `status ${msg.status}`}`, msg.status);
+        return;
+      default:
+        this.stats.ignored++;
+    }
+  }
+
+  #slot(seq: number): number {
+    return seq & this.#mask;
+  }
+
+  #ackOne(
+    seq: number,
+    acc: { now: number; count: number; bytes: number; sampleOrder: number; sampleSentAt: number },
+  ): void {
+    const slot = this.#slot(seq);
+    const state = this.#state[slot];
+    if (state & ACKED) return;
+    this.#state[slot] = ACKED;
+    if (state & INFLIGHT) this.#inflight--;
+    const length = this.chunkLength(seq);
+    acc.count++;
+    acc.bytes += length;
+    this.stats.bytesAcked += length;
+    const order = this.#txOrder[slot];
+    if (order > this.#largestAckedOrder) {
+      this.#largestAckedOrder = order;
+      this.#largestAckedSentAt = this.#sentAt[slot];
+    }
+    // An ACK sooner than any round trip after a retransmission acknowledges
+    // the original: the retransmission was spurious, so allow more reordering.
+    if (
+      this.#txCount[slot] > 1 && this.#rtt.samples > 0 &&
+      acc.now - this.#sentAt[slot] < 0.8 * this.#rtt.minRtt
+    ) {
+      this.stats.spurious++;
+      this.#reorderWindow = Math.min(
+        Math.max(this.#rtt.srtt, 1),
+        2 * this.#reorderWindow + this.#rtt.minRtt / 4,
+      );
+    }
+    // Karn's rule: only chunks sent once give RTT samples.
+    if (this.#txCount[slot] === 1 && order > acc.sampleOrder) {
+      acc.sampleOrder = order;
+      acc.sampleSentAt = this.#sentAt[slot];
+    }
+  }
+
+  #onAck(
+    now: number,
+    cumulative: number,
+    window: number,
+    latest: number,
+    ranges: Array<[number, number]>,
+  ): void {
+    this.stats.acksReceived++;
+    if (cumulative > this.#nextNew) {
+      this.stats.ignored++; // acknowledges chunks never sent: not from our receiver
+      return;
+    }
+    const acc = { now, count: 0, bytes: 0, sampleOrder: -1, sampleSentAt: 0 };
+    for (let seq = this.#cum; seq < cumulative; seq++) this.#ackOne(seq, acc);
+    const base = Math.max(this.#cum, cumulative);
+    if (latest !== NO_CHUNK && latest >= base && latest < this.#nextNew) this.#ackOne(latest, acc);
+    for (const [start, end] of ranges) {
+      const hi = Math.min(end, this.#nextNew);
+      for (let seq = Math.max(start, base); seq < hi; seq++) this.#ackOne(seq, acc);
+    }
+    while (this.#cum < this.#nextNew && (this.#state[this.#slot(this.#cum)] & ACKED)) this.#cum++;
+    this.#rwnd = Math.max(1, window);
+    if (acc.sampleOrder >= 0) this.#rtt.sample(now - acc.sampleSentAt);
+    const lost = this.#detectLosses(now);
+    this.#rate.onFeedback(now, acc.count, acc.bytes, lost, this.#rtt.srtt);
+    if (acc.count > 0) this.#rtoBase = now;
+    this.#maybeClose(now);
+  }
+
+  #detectLosses(_now: number): number {
+    // RACK: lost when something sent at least a reordering window later has
+    // been delivered (send times, so queueing delay causes no false losses),
+    // and at least 3 later transmissions have been (packet threshold).
+    const reorderWindow = Math.max(this.#reorderWindow, this.#rtt.samples > 0 ? this.#rtt.minRtt / 4 : 0);
+    let lost = 0;
+    while (this.#logHead < this.#logTail) {
+      const i = this.#logHead % this.#logSeq.length;
+      const seq = this.#logSeq[i];
+      const order = this.#logOrder[i];
+      const slot = this.#slot(seq);
+      const live = seq >= this.#cum && seq < this.#nextNew && this.#txOrder[slot] === order &&
+        (this.#state[slot] & INFLIGHT) !== 0;
+      if (!live) {
+        this.#logHead++;
+        continue;
+      }
+      const byCount = order + PACKET_THRESHOLD <= this.#largestAckedOrder;
+      const byTime = this.#sentAt[slot] + reorderWindow <= this.#largestAckedSentAt;
+      if (!byCount || !byTime) break;
+      this.#markLost(seq);
+      lost++;
+      this.#logHead++;
+    }
+    return lost;
+  }
+
+  #markLost(seq: number): void {
+    const slot = this.#slot(seq);
+    this.#state[slot] &= ~INFLIGHT;
+    this.#inflight--;
+    this.stats.lost++;
+    this.#pushRetx(seq);
+  }
+
+  #pushRetx(seq: number): void {
+    if (this.#retxTail - this.#retxHead === this.#retx.length) {
+      const bigger = new Int32Array(this.#retx.length * 2);
+      for (let i = this.#retxHead; i < this.#retxTail; i++) {
+        bigger[i - this.#retxHead] = this.#retx[i % this.#retx.length];
+      }
+      this.#retxTail -= this.#retxHead;
+      this.#retxHead = 0;
+      this.#retx = bigger;
+    }
+    this.#retx[this.#retxTail % this.#retx.length] = seq;
+    this.#retxTail++;
+  }
+
+  #pushLog(seq: number, order: number): void {
+    if (this.#logTail - this.#logHead === this.#logSeq.length) {
+      const n = this.#logSeq.length;
+      const seqs = new Int32Array(n * 2);
+      const orders = new Float64Array(n * 2);
+      for (let i = this.#logHead; i < this.#logTail; i++) {
+        seqs[i - this.#logHead] = this.#logSeq[i % n];
+        orders[i - this.#logHead] = this.#logOrder[i % n];
+      }
+      this.#logTail -= this.#logHead;
+      this.#logHead = 0;
+      this.#logSeq = seqs;
+      this.#logOrder = orders;
+    }
+    const i = this.#logTail % this.#logSeq.length;
+    this.#logSeq[i] = seq;
+    this.#logOrder[i] = order;
+    this.#logTail++;
+  }
+
+  #maybeClose(now: number): void {
+    if (this.#phase === "transfer" && this.#cum >= this.chunks && this.#digest !== undefined) {
+      this.#phase = "closing";
+      this.#finDue = now;
+      this.#finDeadline = now + this.#finTimeout;
+    }
+  }
+
+  /** Chunks allowed in flight: twice the bandwidth-delay product, within the windows. */
+  #cwnd(): number {
+    const rttMs = Math.max(this.#rtt.samples > 0 ? this.#rtt.srtt : 1, 1);
+    const bdp = (this.#rate.rate * rttMs) / 1000 / this.chunkSize;
+    return Math.min(this.#cap, this.#rwnd, Math.max(16, Math.ceil(2 * bdp) + 8));
+  }
+
+  /** The next retransmission candidate, dropping stale entries. */
+  #peekRetx(): number {
+    while (this.#retxHead < this.#retxTail) {
+      const seq = this.#retx[this.#retxHead % this.#retx.length];
+      if (seq >= this.#cum && !(this.#state[this.#slot(seq)] & (ACKED | INFLIGHT))) return seq;
+      this.#retxHead++;
+    }
+    return -1;
+  }
+
+  /** What to send now, if anything. Call repeatedly until it returns `undefined`. */
+  pollTransmit(now: number): SenderTransmit | undefined {
+    switch (this.#phase) {
+      case "handshake": {
+        if (now < this.#helloDue) return undefined;
+        if (this.#helloTries === 0) this.#helloFirstSent = now;
+        else this.#rtt.backOff();
+        this.#helloTries++;
+        this.#helloDue = now + this.#rtt.rto;
+        return this.#control({
+          type: MsgType.HELLO,
+          session: this.session,
+          chunkSize: this.chunkSize,
+          size: this.size,
+          name: this.#name,
+        });
+      }
+      case "transfer":
+        return this.#pollData(now);
+      case "closing": {
+        if (now < this.#finDue || !this.#digest) return undefined;
+        this.#finDue = now + this.#rtt.rto;
+        this.#rtt.backOff();
+        return this.#control({
+          type: MsgType.FIN,
+          session: this.session,
+          chunks: this.chunks,
+          size: this.size,
+          digest: this.#digest,
+        });
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  #control(msg: ReliableMsg): SenderTransmit {
+    const bytes = encodeReliable(msg);
+    this.stats.datagramsSent++;
+    this.stats.wireBytes += bytes.length;
+    return { kind: "control", bytes };
+  }
+
+  #pollData(now: number): SenderTransmit | undefined {
+    let seq = this.#peekRetx();
+    const retransmit = seq >= 0;
+    if (!retransmit) {
+      const limit = this.#cum + Math.min(this.#rwnd, this.#cap);
+      if (this.#nextNew >= this.chunks || this.#nextNew >= limit) return undefined;
+      seq = this.#nextNew;
+    }
+    if (this.#inflight >= this.#cwnd()) return undefined;
+    const length = this.chunkLength(seq);
+    const wire = DATA_HEADER_SIZE + length;
+    if (!this.#rate.canSend(now, wire)) return undefined;
+    const slot = this.#slot(seq);
+    if (retransmit) {
+      this.#retxHead++;
+      this.stats.retransmitted++;
+    } else {
+      this.#nextNew++;
+      this.#state[slot] = 0;
+      this.#txCount[slot] = 0;
+    }
+    if (this.#inflight === 0) this.#rtoBase = now;
+    const order = ++this.#txCounter;
+    this.#sentAt[slot] = now;
+    this.#txOrder[slot] = order;
+    if (this.#txCount[slot] < 255) this.#txCount[slot]++;
+    this.#state[slot] |= INFLIGHT;
+    this.#inflight++;
+    this.#pushLog(seq, order);
+    this.#rate.onSent(now, wire);
+    this.stats.datagramsSent++;
+    this.stats.dataSent++;
+    this.stats.wireBytes += wire;
+    return { kind: "data", seq, offset: seq * this.chunkSize, length, retransmit };
+  }
+
+  /** Whether data is waiting only for the pacer (not for ACKs or windows). */
+  #pacedOnly(now: number): number | undefined {
+    if (this.#phase !== "transfer") return undefined;
+    const retx = this.#peekRetx();
+    const hasNew = this.#nextNew < this.chunks && this.#nextNew < this.#cum + Math.min(this.#rwnd, this.#cap);
+    if (retx < 0 && !hasNew) return undefined;
+    if (this.#inflight >= this.#cwnd()) return undefined;
+    const seq = retx >= 0 ? retx : this.#nextNew;
+    return this.#rate.nextSendTime(now, DATA_HEADER_SIZE + this.chunkLength(seq));
+  }
+
+  /** When the driver should call {@linkcode handleTimeout} (or poll again), or `undefined`. */
+  pollTimeout(now: number): number | undefined {
+    let t = Infinity;
+    switch (this.#phase) {
+      case "handshake":
+        t = Math.min(this.#helloDue, this.#handshakeDeadline);
+        break;
+      case "transfer": {
+        if (this.#inflight > 0) t = this.#rtoBase + this.#rtt.rto;
+        const paced = this.#pacedOnly(now);
+        if (paced !== undefined) t = Math.min(t, paced);
+        t = Math.min(t, this.#lastHeard + this.#idleTimeout);
+        break;
+      }
+      case "closing":
+        t = Math.min(this.#finDue, this.#finDeadline);
+        break;
+      default:
+        return undefined;
+    }
+    return t;
+  }
+
+  /** Processes timers that are due at `now`. */
+  handleTimeout(now: number): void {
+    switch (this.#phase) {
+      case "handshake":
+        if (now >= this.#handshakeDeadline) {
+          this.#fail(
+            `no answer from the receiver within ${
+              (this.#handshakeDeadline - (this.#helloFirstSent || now)) / 1000
+            } s`,
+          );
+        }
+        return;
+      case "transfer":
+        if (now - this.#lastHeard >= this.#idleTimeout) {
+          this.#fail(`the receiver went silent for ${this.#idleTimeout / 1000} s`);
+          return;
+        }
+        if (this.#inflight > 0 && now >= this.#rtoBase + this.#rtt.rto) this.#onRto(now);
+        return;
+      case "closing":
+        if (now >= this.#finDeadline) {
+          this.#fail(
+            `no confirmation from the receiver within ${this.#finTimeout / 1000} s of the end of the data`,
+          );
+        }
+        return;
+    }
+  }
+
+  #onRto(now: number): void {
+    this.stats.timeouts++;
+    this.#rtt.backOff();
+    this.#rate.onTimeout();
+    // Everything still in flight is presumed lost, oldest first.
+    for (let k = this.#logHead; k < this.#logTail; k++) {
+      const i = k % this.#logSeq.length;
+      const seq = this.#logSeq[i];
+      const slot = this.#slot(seq);
+      if (
+        seq >= this.#cum && seq < this.#nextNew && this.#txOrder[slot] === this.#logOrder[i] &&
+        (this.#state[slot] & INFLIGHT)
+      ) {
+        this.#markLost(seq);
+      }
+    }
+    this.#logHead = this.#logTail;
+    this.#rtoBase = now;
+  }
+
+  /** Asks the receiver to abort (e.g. the file could not be read). */
+  abort(reason: string): Uint8Array {
+    this.#fail(reason);
+    return encodeReliable({
+      type: MsgType.ABORT,
+      session: this.session,
+      status: ReliableStatus.SERVER_ERROR,
+      message: reason,
+    });
+  }
+}
