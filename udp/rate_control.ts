@@ -150,23 +150,6 @@ export class RateController {
     const sigma = Math.sqrt(Math.max(base, 0.01) * (1 - base) / samples);
     const excess = loss - base;
     const congested = excess > 3 * sigma + 0.02;
-
-      console.log(
-        "MI",
-        samples,
-        "loss",
-        loss.toFixed(3),
-        "base",
-        base.toFixed(3),
-        "thr",
-        (base + 3 * sigma + 0.02).toFixed(3),
-        congested,
-        "rate",
-        (this.#rate / 1e6).toFixed(1),
-        "deliv",
-        (delivered / 1e6).toFixed(1),
-      );
-    }
     const { minRate, maxRate } = this.#config;
     const bestDelivered = Math.max(0, ...this.#delivered);
     // Startup ends when the delivery rate stops growing (BBR's full-pipe test):
