@@ -168,6 +168,7 @@ export function describeError(error: unknown): ErrorReport {
       exitCode: ExitCode.PERMISSION,
     };
   }
+  if (kind === "NotSupported") return { message, exitCode: ExitCode.USAGE };
   const file = fileReason(error);
   if (file) {
     const path = fields(error).path;

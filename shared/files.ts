@@ -61,6 +61,17 @@ export class InputFile {
     return n;
   }
 
+  /** Reads up to `buffer.length` bytes at `position` (without moving the read position). */
+  readAt(buffer: Uint8Array, position: number): number {
+    let n = 0;
+    while (n < buffer.length) {
+      const got = fs.readSync(this.#fd, buffer, n, buffer.length - n, position + n);
+      if (got === 0) break;
+      n += got;
+    }
+    return n;
+  }
+
   /** Closes the file. */
   close(): void {
     fs.closeSync(this.#fd);

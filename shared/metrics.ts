@@ -68,8 +68,8 @@ export function formatSummary(title: string, rows: readonly SummaryRow[]): strin
 export interface TransferSummary {
   /** `"tcp"` or `"udp"`. */
   transport: "tcp" | "udp";
-  /** `"framed"` or `"classic"`. */
-  mode: "framed" | "classic";
+  /** `"framed"` or `"classic"` (TCP), `"classic"` or `"reliable"` (UDP). */
+  mode: "framed" | "classic" | "reliable";
   /** The file's path as given. */
   file: string;
   /** File size in bytes. */
@@ -94,4 +94,26 @@ export interface TransferSummary {
   sha256?: string;
   /** Whether the server's digest matched ours (framed TCP only). */
   verified?: boolean;
+}
+
+/** The reliable client's summary: the common fields plus protocol counters. */
+export interface ReliableSummary extends TransferSummary {
+  /** Datagrams sent (data, retransmissions and control). */
+  datagrams: number;
+  /** DATA datagrams that were retransmissions. */
+  retransmitted: number;
+  /** Duplicate chunks the receiver reported. */
+  duplicates: number;
+  /** ACKs received. */
+  acks: number;
+  /** Transmissions declared lost, as a percentage of DATA datagrams sent. */
+  lossPercent: number;
+  /** Smoothed round-trip time, ms. */
+  srttMs: number;
+  /** Delivered file bytes per second ×8/10^6 (same as `mbps`). */
+  goodputMbps: number;
+  /** Bytes on the wire (headers and retransmissions included) ×8 / seconds / 10^6. */
+  wireMbps: number;
+  /** Wire bytes beyond the file size, as a percentage of the file size. */
+  overheadPercent: number;
 }

@@ -146,6 +146,10 @@ export interface DoneMsg {
   bytes: number;
   /** SHA-256 the receiver computed. */
   digest: Uint8Array;
+  /** Duplicate chunks the receiver got (retransmissions it did not need). */
+  duplicates: number;
+  /** ACKs the receiver sent. */
+  acks: number;
   /** Human-readable message, e.g. `SUCCESS: File received via UDP`. */
   message: string;
 }
@@ -271,13 +275,15 @@ export function encodeReliable(msg: ReliableMsg): Uint8Array {
     }
     case MsgType.DONE: {
       const message = text(msg.message, MAX_RELIABLE_TEXT);
-      const out = new Uint8Array(RELIABLE_HEADER_SIZE + 1 + 8 + DIGEST_SIZE + 2 + message.length);
+      const out = new Uint8Array(RELIABLE_HEADER_SIZE + 1 + 8 + DIGEST_SIZE + 8 + 2 + message.length);
       const view = header(out, msg.type, msg.session);
       view.setUint8(12, msg.status);
       u64(view, 13, msg.bytes);
       out.set(msg.digest.subarray(0, DIGEST_SIZE), 21);
-      view.setUint16(53, message.length, false);
-      out.set(message, 55);
+      view.setUint32(53, Math.min(msg.duplicates, 0xffffffff) >>> 0, false);
+      view.setUint32(57, Math.min(msg.acks, 0xffffffff) >>> 0, false);
+      view.setUint16(61, message.length, false);
+      out.set(message, 63);
       return seal(out);
     }
     case MsgType.ABORT: {
@@ -391,14 +397,16 @@ export function decodeReliable(datagram: Uint8Array): ReliableMsg {
       };
     }
     case MsgType.DONE: {
-      need(datagram, 55, "DONE");
+      need(datagram, 63, "DONE");
       return {
         type,
         session,
         status: view.getUint8(12),
         bytes: readU64(view, 13, "DONE size"),
         digest: datagram.slice(21, 21 + DIGEST_SIZE),
-        message: readText(datagram, 55, view.getUint16(53, false), MAX_RELIABLE_TEXT, "DONE message"),
+        duplicates: view.getUint32(53, false),
+        acks: view.getUint32(57, false),
+        message: readText(datagram, 63, view.getUint16(61, false), MAX_RELIABLE_TEXT, "DONE message"),
       };
     }
     case MsgType.ABORT: {

@@ -10,6 +10,7 @@ import {
   formatMbps,
   formatSeconds,
   formatSummary,
+  type ReliableSummary,
   type SummaryRow,
   type TransferSummary,
 } from "./metrics.ts";
@@ -20,6 +21,7 @@ import type { ServerEvent, ServerHandle } from "./server_events.ts";
 export type ClientEvent =
   | { type: "preparing"; file: string; bytes: number; host: string; port: number; buffer: number }
   | { type: "connected"; host: string; port: number }
+  | { type: "progress"; bytes: number; total: number; seconds: number }
   | { type: "sent"; file: string; chunks?: number; packets?: number }
   | { type: "response"; text: string };
 
@@ -35,7 +37,13 @@ export function printClientEvent(out: Output, transport: "tcp" | "udp", event: C
       break;
     }
     case "connected":
-      out.line(`[*] Connected to ${event.host}:${event.port}`);
+      out.line(
+        transport === "udp"
+          ? `[*] Session accepted by ${event.host}:${event.port}`
+          : `[*] Connected to ${event.host}:${event.port}`,
+      );
+      break;
+    case "progress":
       break;
     case "sent":
       out.line(
@@ -66,10 +74,29 @@ export function summaryRows(s: TransferSummary): SummaryRow[] {
   if (s.transport === "udp" || s.status !== "success") {
     rows.push(["Confirmed", `${s.confirmedBytes} of ${s.bytes} bytes`]);
   }
+  if (isReliable(s)) {
+    const r: ReliableSummary = s;
+    rows.push(
+      ["Datagrams", `${r.datagrams} sent, ${r.retransmitted} retransmitted, ${r.acks} ACKs received`],
+      ["Duplicates", `${r.duplicates} received by the server`],
+      ["Loss", `${r.lossPercent.toFixed(2)} % of data datagrams (observed)`],
+      ["Smoothed RTT", `${r.srttMs.toFixed(3)} ms`],
+      [
+        "Goodput",
+        `${formatMbps(r.goodputMbps)} Mbps (wire ${formatMbps(r.wireMbps)} Mbps, overhead ${
+          r.overheadPercent.toFixed(1)
+        } %)`,
+      ],
+    );
+  }
   const verified = s.verified ? ", SHA-256 verified by the server" : "";
   rows.push(["Mode", `${s.mode}${verified}`]);
   rows.push(["Status", s.status]);
   return rows;
+}
+
+function isReliable(s: TransferSummary): s is ReliableSummary {
+  return s.mode === "reliable";
 }
 
 /** Prints the summary block, or the JSON summary. */
@@ -77,6 +104,19 @@ export function printSummary(out: Output, s: TransferSummary): void {
   if (out.json) {
     const { transport, mode, file, bytes, buffer, seconds, mbps, status, response } = s;
     const count = s.transport === "udp" ? { packets: s.packets } : { chunks: s.chunks };
+    const reliable = isReliable(s)
+      ? {
+        datagrams: s.datagrams,
+        retransmitted: s.retransmitted,
+        duplicates: s.duplicates,
+        acks: s.acks,
+        lossPercent: Number(s.lossPercent.toFixed(3)),
+        srttMs: Number(s.srttMs.toFixed(3)),
+        goodputMbps: Number(s.goodputMbps.toFixed(3)),
+        wireMbps: Number(s.wireMbps.toFixed(3)),
+        overheadPercent: Number(s.overheadPercent.toFixed(2)),
+      }
+      : {};
     out.record({
       transport,
       mode,
@@ -91,6 +131,7 @@ export function printSummary(out: Output, s: TransferSummary): void {
       response,
       sha256: s.sha256,
       verified: s.verified,
+      ...reliable,
     });
     return;
   }

@@ -14,7 +14,7 @@ export interface ReceivedEvent {
   /** `"tcp"` or `"udp"`. */
   transport: "tcp" | "udp";
   /** Wire format the sender used. */
-  mode: "framed" | "classic";
+  mode: "framed" | "classic" | "reliable";
   /** Where the file was saved. */
   path: string;
   /** Bytes saved. */
@@ -29,6 +29,8 @@ export interface ReceivedEvent {
   from: string;
   /** UDP: packets received and expected, and the missing ranges, when incomplete. */
   packets?: { received: number; expected: number; missing: string };
+  /** Reliable UDP: duplicate chunks received (retransmissions that were not needed). */
+  duplicates?: number;
   /** Seconds from the first byte to the save. */
   seconds: number;
 }

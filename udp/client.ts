@@ -1,9 +1,11 @@
 /**
- * `udp-client`: send a file as classic UDP datagrams.
+ * `udp-client`: send a file over UDP, reliably (default) or in the classic
+ * fire-and-forget format.
  *
  * ```sh
  * deno task udp:client --file input.jpeg
  * bun udp/client.ts --host 127.0.0.1 --port 8082 --buffer 1400
+ * bun udp/client.ts --classic --file input.jpeg
  * ```
  *
  * @module
@@ -21,28 +23,36 @@ import {
   versionLine,
 } from "../shared/cli.ts";
 import { MAX_CLASSIC_BUFFER } from "../shared/protocol.ts";
+import { MAX_RELIABLE_CHUNK } from "../shared/protocol_reliable.ts";
 import { clientExitCode, failureLine, printClientEvent, printSummary } from "../shared/report.ts";
 import { runtime } from "../shared/runtime.ts";
+import { sendFileReliable } from "./reliable_send.ts";
 import { sendFileUdp } from "./send.ts";
 
 /** `--help` text. */
 export const HELP = `Usage: udp-client [options]
 
-Send a file as UDP datagrams: a 4-byte sequence number and up to --buffer
-payload bytes each, then a -1 end marker, like the original course script,
-and print a summary. Throughput counts the bytes the server confirmed, not
-the bytes sent. UDP here is fire-and-forget: lost packets are reported by
-the server (INCOMPLETE), not resent.
+Send a file over UDP and print a summary. By default the transfer is
+reliable: a handshake, sequence-numbered datagrams with selective
+acknowledgements, retransmission of what is lost, paced sending, and a final
+SHA-256 check by the server, so the file arrives intact through loss,
+reordering and duplication. --classic sends the original course format
+instead: datagrams with a 4-byte sequence number and a -1 end marker, no
+retransmission; the server reports what is missing (INCOMPLETE).
+Throughput counts the bytes the server confirmed, not the bytes sent.
 
 Options:
   --host HOST        server address (default 127.0.0.1)
   --port PORT        server port (default 8082)
   --file PATH        file to send (default input.jpeg)
-  --buffer BYTES     payload bytes per datagram, 1-${MAX_CLASSIC_BUFFER} (default 4096)
-  --classic          send the bare 4-byte end marker, byte for byte like the
-                     original (without it, the marker also carries the packet
-                     count and size, which original servers ignore)
-  --timeout SECS     wait this long for the server's reply (default 5)
+  --buffer BYTES     payload bytes per datagram (default 4096; reliable
+                     1-${MAX_RELIABLE_CHUNK}, classic 1-${MAX_CLASSIC_BUFFER}; 1400 fits an Ethernet MTU)
+  --classic          the original fire-and-forget format; the end marker
+                     carries the packet count, chunk size and file size,
+                     which original servers ignore
+  --bare-marker      with --classic: the bare 4-byte end marker, byte for
+                     byte like the original client
+  --timeout SECS     wait this long for the server's answers (default 5)
   --json             print the summary as one JSON object on stdout
   -h, --help         show this help
   -V, --version      show the version
@@ -50,6 +60,7 @@ Options:
 Examples:
   deno task udp:client --file input.jpeg
   bun udp/client.ts --port 8082 --buffer 1400 --json
+  deno task udp:client --classic --file input.jpeg
 
 ${EXIT_CODES_HELP}`;
 
@@ -61,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     file: { type: "string", default: "input.jpeg" },
     buffer: { type: "string", default: "4096" },
     classic: { type: "boolean", default: false },
+    "bare-marker": { type: "boolean", default: false },
     timeout: { type: "string", default: "5" },
     json: { type: "boolean", default: false },
   });
@@ -70,15 +82,27 @@ export async function main(argv: string[]): Promise<number> {
   const host = str(flags, "host");
   const port = parsePort(str(flags, "port"), false);
   const timeoutMs = parseSeconds(str(flags, "timeout"), "timeout");
-  const summary = await sendFileUdp({
-    host,
-    port,
-    file: str(flags, "file"),
-    buffer: parseBuffer(str(flags, "buffer"), MAX_CLASSIC_BUFFER, " (65507 minus the 4-byte header)"),
-    timeoutMs,
-    bareMarker: flags.classic === true,
-    onEvent: (event) => printClientEvent(out, "udp", event),
-  });
+  const classic = flags.classic === true || flags["bare-marker"] === true;
+  const file = str(flags, "file");
+  const onEvent = (event: Parameters<typeof printClientEvent>[2]) => printClientEvent(out, "udp", event);
+  const summary = classic
+    ? await sendFileUdp({
+      host,
+      port,
+      file,
+      buffer: parseBuffer(str(flags, "buffer"), MAX_CLASSIC_BUFFER, " (65507 minus the 4-byte header)"),
+      timeoutMs,
+      bareMarker: flags["bare-marker"] === true,
+      onEvent,
+    })
+    : await sendFileReliable({
+      host,
+      port,
+      file,
+      buffer: parseBuffer(str(flags, "buffer"), MAX_RELIABLE_CHUNK, " (65507 minus the 12-byte header)"),
+      timeoutMs,
+      onEvent,
+    });
   printSummary(out, summary);
   const failure = failureLine(summary, host, port, timeoutMs);
   if (failure) console.error(`udp-client: ${failure}`);

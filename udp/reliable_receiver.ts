@@ -243,6 +243,8 @@ export class ReliableReceiver {
       status,
       bytes: this.size,
       digest,
+      duplicates: this.stats.duplicates,
+      acks: this.stats.acksSent,
       message,
     });
     this.#control.push(this.#done);

@@ -69,7 +69,18 @@ export type SenderTransmit =
 /** Something that happened. */
 export type SenderEvent =
   | { type: "accepted"; window: number }
-  | { type: "done"; ok: boolean; status: number; message: string; digest: Uint8Array; bytes: number }
+  | {
+    type: "done";
+    ok: boolean;
+    status: number;
+    message: string;
+    digest: Uint8Array;
+    bytes: number;
+    /** The receiver's count of duplicate chunks. */
+    duplicates: number;
+    /** The receiver's count of ACKs sent. */
+    acks: number;
+  }
   | { type: "failed"; reason: string; status?: number };
 
 /** Counters for the summary. */
@@ -300,6 +311,8 @@ export class ReliableSender {
           message: msg.message,
           digest: msg.digest,
           bytes: msg.bytes,
+          duplicates: msg.duplicates,
+          acks: msg.acks,
         });
         return;
       }

@@ -1,9 +1,13 @@
 /**
- * The UDP receiver for the classic format. Sessions are keyed by the
- * sender's address; each spools its payloads to disk, and ends at the `-1`
- * marker or after `idleTimeoutMs` of silence (a lost marker). The reply and
- * the saved name tell the truth: a file with missing packets is saved under
- * an `incomplete` name and the reply says what is missing.
+ * The UDP receiver. One socket serves both formats, told apart by the first
+ * byte: reliable datagrams (`0xB7…`) go to {@linkcode ReliableSessions};
+ * everything else is classic.
+ *
+ * Classic sessions are keyed by the sender's address; each spools its
+ * payloads to disk, and ends at the `-1` marker or after `idleTimeoutMs` of
+ * silence (a lost marker). The reply and the saved name tell the truth: a
+ * file with missing packets is saved under an `incomplete` name and the reply
+ * says what is missing.
  *
  * @module
  */
@@ -22,7 +26,9 @@ import {
 } from "../shared/protocol.ts";
 import { type DatagramConn, type NetAddr, runtime } from "../shared/runtime.ts";
 import { formatAddr, type ServerEvent, type ServerHandle } from "../shared/server_events.ts";
+import { isReliableDatagram } from "../shared/protocol_reliable.ts";
 import { ClassicAssembler } from "./classic_assembler.ts";
+import { ReliableSessions } from "./reliable_serve.ts";
 
 /** Options for {@linkcode serveUdp}. */
 export interface UdpServeOptions {
@@ -40,6 +46,10 @@ export interface UdpServeOptions {
   idleTimeoutMs?: number;
   /** Largest file accepted per session, in bytes. */
   maxBytes?: number;
+  /** Most concurrent reliable sessions. Default 256. */
+  maxSessions?: number;
+  /** Reliable receive window per session, bytes. Default 16 MiB. */
+  windowBytes?: number;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
 }
@@ -80,14 +90,49 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
   const sessions = new Map<string, Session>();
   const finished = new Map<string, { reply: Uint8Array; until: number }>();
   let stopping = false;
+  let reliableTimer: ReturnType<typeof setTimeout> | undefined;
+  let lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
   const stop = () => {
     if (stopping) return;
     stopping = true;
     clearInterval(sweeper);
+    clearTimeout(reliableTimer);
+    clearTimeout(lingerTimer);
     try {
       socket.close();
     } catch { /* already closed */ }
+  };
+
+  // With --once, a finished reliable session keeps the server up for a second
+  // more, so a FIN whose DONE was lost still gets its answer.
+  const reliable = new ReliableSessions(
+    {
+      outDir: options.outDir,
+      maxBytes,
+      maxSessions: options.maxSessions ?? 256,
+      idleTimeoutMs: Math.max(idleTimeoutMs, 5000),
+      windowBytes: options.windowBytes ?? 16 << 20,
+    },
+    emit,
+    () => {
+      if (options.once && !lingerTimer) lingerTimer = setTimeout(stop, 1000);
+    },
+  );
+
+  const flushReliable = async () => {
+    for (const { to, bytes } of reliable.takeOutgoing()) await sendReply(to, bytes);
+  };
+
+  const scheduleReliable = () => {
+    clearTimeout(reliableTimer);
+    const at = reliable.nextTimeout();
+    if (at === Infinity || stopping) return;
+    reliableTimer = setTimeout(async () => {
+      reliable.onTimer(performance.now());
+      await flushReliable();
+      scheduleReliable();
+    }, Math.max(0, at - performance.now()));
   };
 
   const sendReply = async (to: NetAddr, reply: Uint8Array) => {
@@ -137,6 +182,12 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
         [datagram, from] = await socket.receive(buffer);
       } catch {
         break; // socket closed
+      }
+      if (isReliableDatagram(datagram)) {
+        reliable.handle(performance.now(), datagram, from);
+        await flushReliable();
+        scheduleReliable();
+        continue;
       }
       const key = formatAddr(from);
       let decoded;
@@ -198,6 +249,8 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
       }
     }
     clearInterval(sweeper);
+    clearTimeout(reliableTimer);
+    reliable.closeAll();
     for (const session of [...sessions.values()]) {
       session.spool.discard();
       sessions.delete(session.key);

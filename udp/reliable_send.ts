@@ -1,0 +1,243 @@
+/**
+ * The reliable UDP client driver: a thin loop around {@linkcode ReliableSender}
+ * that owns the socket, the clock, the random session id and the file.
+ * First transmissions read the file in order (and hash it on the way, so the
+ * SHA-256 is ready when the last chunk leaves); retransmissions read chunks
+ * back by position. Memory stays at one datagram buffer plus the core's
+ * per-window state.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { CliError, ExitCode, usageError, withContext } from "../shared/errors.ts";
+import { InputFile, sentName } from "../shared/files.ts";
+import { mbps, type ReliableSummary, Stopwatch } from "../shared/metrics.ts";
+import { toHex } from "../shared/protocol.ts";
+import {
+  DATA_HEADER_SIZE,
+  MAX_RELIABLE_CHUNK,
+  ReliableStatus,
+  writeDataHeader,
+} from "../shared/protocol_reliable.ts";
+import { type DatagramConn, type NetAddr, runtime } from "../shared/runtime.ts";
+import { ReliableSender, type SenderEvent } from "./reliable_sender.ts";
+import { resolveHost } from "./send.ts";
+
+/** Options for {@linkcode sendFileReliable}. */
+export interface ReliableSendOptions {
+  /** Server address. */
+  host: string;
+  /** Server port. */
+  port: number;
+  /** Path of the file to send. */
+  file: string;
+  /** Payload bytes per datagram. */
+  buffer: number;
+  /** Milliseconds to wait for the handshake and for the final confirmation. Default 5000. */
+  timeoutMs?: number;
+  /** Progress callback. */
+  onEvent?: (event: ReliableClientEvent) => void;
+}
+
+/** What the reliable client reports while it works. */
+export type ReliableClientEvent =
+  | { type: "preparing"; file: string; bytes: number; host: string; port: number; buffer: number }
+  | { type: "connected"; host: string; port: number }
+  | { type: "progress"; bytes: number; total: number; seconds: number }
+  | { type: "sent"; file: string; packets: number }
+  | { type: "response"; text: string };
+
+/** Resolves on the next event-loop turn, letting socket callbacks run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function sameHost(a: string, b: string): boolean {
+  const strip = (h: string) => h.replace(/^::ffff:/i, "").replace(/^\[|\]$/g, "");
+  return strip(a) === strip(b);
+}
+
+/**
+ * Sends `options.file` with the reliable protocol and returns the summary.
+ * Throws {@linkcode CliError} for local problems; a refusal, a timeout or a
+ * digest mismatch is a summary with a non-success status.
+ */
+export async function sendFileReliable(options: ReliableSendOptions): Promise<ReliableSummary> {
+  const { port, buffer } = options;
+  if (!Number.isInteger(buffer) || buffer < 1 || buffer > MAX_RELIABLE_CHUNK) {
+    throw usageError(`--buffer must be 1-${MAX_RELIABLE_CHUNK} for reliable UDP`);
+  }
+  const emit = options.onEvent ?? (() => {});
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const input = InputFile.open(options.file);
+  let socket: DatagramConn | undefined;
+  try {
+    const ip = await resolveHost(options.host);
+    const server: NetAddr = { transport: "udp", hostname: ip, port };
+    try {
+      socket = await runtime.listenDatagram({ hostname: ip.includes(":") ? "::" : "0.0.0.0", port: 0 });
+    } catch (error) {
+      throw withContext("cannot open a UDP socket", error);
+    }
+    emit({ type: "preparing", file: options.file, bytes: input.size, host: options.host, port, buffer });
+    const watch = new Stopwatch();
+    const clock = () => performance.now();
+    const session = crypto.getRandomValues(new Uint32Array(1))[0];
+    const sender = new ReliableSender(clock(), {
+      session,
+      name: sentName(options.file),
+      size: input.size,
+      chunkSize: buffer,
+      handshakeTimeoutMs: timeoutMs,
+      finTimeoutMs: Math.max(timeoutMs, 5000),
+      idleTimeoutMs: Math.max(timeoutMs, 5000),
+    });
+    const result = await drive(sender, socket, server, input, watch, emit);
+    const seconds = watch.elapsed();
+    const stats = sender.stats;
+    const confirmed = result.type === "done" && result.ok ? input.size : 0;
+    const status = result.type === "done"
+      ? (result.ok ? "success" : "mismatch")
+      : result.status === ReliableStatus.REFUSED || result.status === ReliableStatus.BUSY
+      ? "refused"
+      : /no answer|silent|no confirmation/.test(result.reason)
+      ? "no-reply"
+      : "error";
+    const response = result.type === "done" ? result.message : result.reason;
+    if (result.type === "done" || result.status !== undefined) emit({ type: "response", text: response });
+    return {
+      transport: "udp",
+      mode: "reliable",
+      file: options.file,
+      bytes: input.size,
+      buffer,
+      packets: sender.chunks,
+      seconds,
+      mbps: mbps(confirmed, seconds),
+      confirmedBytes: confirmed,
+      status,
+      response,
+      sha256: result.type === "done" ? toHex(result.digest) : undefined,
+      verified: result.type === "done" ? result.ok : false,
+      datagrams: stats.datagramsSent,
+      retransmitted: stats.retransmitted,
+      duplicates: result.type === "done" ? result.duplicates : 0,
+      acks: stats.acksReceived,
+      lossPercent: stats.dataSent === 0 ? 0 : (100 * stats.lost) / stats.dataSent,
+      srttMs: sender.srtt,
+      goodputMbps: mbps(confirmed, seconds),
+      wireMbps: mbps(stats.wireBytes, seconds),
+      overheadPercent: input.size === 0 ? 0 : (100 * (stats.wireBytes - input.size)) / input.size,
+    };
+  } finally {
+    try {
+      socket?.close();
+    } catch { /* already closed */ }
+    input.close();
+  }
+}
+
+/** Runs the sender to its end: `done` or `failed`. */
+async function drive(
+  sender: ReliableSender,
+  socket: DatagramConn,
+  server: NetAddr,
+  input: InputFile,
+  watch: Stopwatch,
+  emit: (event: ReliableClientEvent) => void,
+): Promise<SenderEvent & { type: "done" | "failed" }> {
+  const clock = () => performance.now();
+  let wake: (() => void) | undefined;
+  let socketError: unknown;
+  // One receive loop for the socket's lifetime (never race receive() against a timer).
+  const receiving = (async () => {
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      let datagram: Uint8Array;
+      let from: NetAddr;
+      try {
+        [datagram, from] = await socket.receive(buf);
+      } catch (error) {
+        socketError = error;
+        break;
+      }
+      if (from.port !== server.port || !sameHost(from.hostname, server.hostname)) continue;
+      sender.handle(clock(), datagram);
+      const w = wake;
+      wake = undefined;
+      w?.();
+    }
+  })();
+  const hash = createHash("sha256");
+  const datagram = new Uint8Array(DATA_HEADER_SIZE + sender.chunkSize);
+  let hashedChunks = 0;
+  if (sender.chunks === 0) sender.setDigest(clock(), new Uint8Array(hash.digest()));
+  let connected = false;
+  let lastProgress = 0;
+  try {
+    for (;;) {
+      const now = clock();
+      sender.handleTimeout(now);
+      let sent = 0;
+      for (let t = sender.pollTransmit(clock()); t; t = sender.pollTransmit(clock())) {
+        if (t.kind === "control") {
+          await socket.send(t.bytes, server);
+        } else {
+          const payload = datagram.subarray(DATA_HEADER_SIZE, DATA_HEADER_SIZE + t.length);
+          if (input.readAt(payload, t.offset) !== t.length) {
+            throw new CliError(`'${input.path}' shrank while it was being sent`, ExitCode.FILE);
+          }
+          if (!t.retransmit && t.seq === hashedChunks) {
+            hash.update(payload);
+            hashedChunks++;
+            if (hashedChunks === sender.chunks) sender.setDigest(clock(), new Uint8Array(hash.digest()));
+          }
+          const wire = datagram.subarray(0, DATA_HEADER_SIZE + t.length);
+          writeDataHeader(wire, sender.session, t.seq);
+          await socket.send(wire, server);
+        }
+        // Let ACKs in: Bun's send is synchronous and Deno's resolves quickly.
+        if (++sent % 32 === 0) await nextTurn();
+      }
+      for (let e = sender.pollEvent(); e; e = sender.pollEvent()) {
+        if (e.type === "accepted" && !connected) {
+          connected = true;
+          emit({ type: "connected", host: server.hostname, port: server.port });
+        } else if (e.type === "done" || e.type === "failed") {
+          if (e.type === "done") emit({ type: "sent", file: input.path, packets: sender.chunks });
+          return e;
+        }
+      }
+      if (socketError) throw withContext("receiving", socketError);
+      if (clock() - lastProgress > 250) {
+        lastProgress = clock();
+        emit({
+          type: "progress",
+          bytes: sender.stats.bytesAcked,
+          total: sender.size,
+          seconds: watch.elapsed(),
+        });
+      }
+      const deadline = sender.pollTimeout(clock());
+      const delay = deadline === undefined ? 50 : deadline - clock();
+      if (delay <= 0) continue;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (delay < 1) {
+          setImmediate(resolve);
+        } else {
+          const timer = setTimeout(resolve, delay);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        }
+      });
+      wake = undefined;
+    }
+  } finally {
+    socket.close();
+    await receiving;
+  }
+}
