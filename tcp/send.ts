@@ -201,11 +201,13 @@ async function finish(
       const text = await readClassicReply(reader);
       const seconds = watch.elapsed();
       emit({ type: "response", text });
-      // TCP delivered every byte to the peer; only a reply can say it was stored.
+      // TCP delivered every byte to the peer's stack, so throughput counts
+      // them all; only a reply says the file was stored ("confirmed").
       const status = text.startsWith("SUCCESS") ? "success" : text === "" ? "unconfirmed" : "error";
-      return summary(options, size, chunks, seconds, status === "error" ? 0 : size, status, {
+      return summary(options, size, chunks, seconds, status === "success" ? size : 0, status, {
         response: text,
         sha256,
+        mbps: status === "error" ? 0 : mbps(size, seconds),
       });
     }
     const reply = await readFramedReply(reader);

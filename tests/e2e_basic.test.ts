@@ -38,29 +38,30 @@ for (const server of RTS) {
           }
         });
       }
-      test("UDP classic delivers the sample image intact", { timeout: 60000 }, async () => {
-        const out = tempDir();
-        dirs.push(out);
-        const srv = await startServer(server, "udp/server.ts", ["--out", out, "--once"]);
-        try {
-          const res = await runEntry(client, "udp/client.ts", [
-            "--port",
-            String(srv.port),
-            "--file",
-            SAMPLE,
-            "--json",
-          ]);
-          assert.equal(res.code, 0, res.stderr);
-          const summary = lastJson(res.stdout);
-          assert.equal(summary.status, "success");
-          assert.equal(summary.packets, 15);
-          const rec = await srv.waitFor((e) => e.event === "received");
-          assert.equal(rec.complete, true);
-          assert.equal(sha256File(join(out, "received_input_udp.jpeg")), sha256File(SAMPLE));
-        } finally {
-          await srv.stop();
-        }
-      });
+      for (const mode of ["reliable", "classic"] as const) {
+        test(`UDP ${mode} delivers the sample image intact`, { timeout: 60000 }, async () => {
+          const out = tempDir();
+          dirs.push(out);
+          const srv = await startServer(server, "udp/server.ts", ["--out", out, "--once"]);
+          try {
+            const args = ["--port", String(srv.port), "--file", SAMPLE, "--json"];
+            if (mode === "classic") args.push("--classic");
+            const res = await runEntry(client, "udp/client.ts", args);
+            assert.equal(res.code, 0, res.stderr);
+            const summary = lastJson(res.stdout);
+            assert.equal(summary.status, "success");
+            assert.equal(summary.mode, mode);
+            assert.equal(summary.packets, 15);
+            if (mode === "reliable") assert.equal(summary.verified, true);
+            const rec = await srv.waitFor((e) => e.event === "received");
+            assert.equal(rec.complete, true);
+            assert.equal(rec.mode, mode);
+            assert.equal(sha256File(join(out, "received_input_udp.jpeg")), sha256File(SAMPLE));
+          } finally {
+            await srv.stop();
+          }
+        });
+      }
     });
   }
 }

@@ -386,8 +386,10 @@ for (const rt of RTS) {
       }
     });
 
-    for (const classic of [false, true]) {
-      const flag = classic ? " --classic (bare 4-byte marker)" : " (marker with end trailer)";
+    for (const bare of [false, true]) {
+      const flag = bare
+        ? " --classic --bare-marker (bare 4-byte marker)"
+        : " --classic (marker with end trailer)";
       test(`our UDP client${flag} -> Python UDP server: sample image`, {
         timeout: TEST_TIMEOUT,
         skip: SKIP_PYTHON,
@@ -406,7 +408,8 @@ for (const rt of RTS) {
             String(BUFFER),
             "--json",
           ];
-          if (classic) args.push("--classic");
+          args.push("--classic");
+          if (bare) args.push("--bare-marker");
           const res = await runEntry(rt, "udp/client.ts", args, { timeoutMs: 30_000 });
           assert.equal(res.code, 0, res.stderr);
           const summary = lastJson(res.stdout);

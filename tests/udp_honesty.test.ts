@@ -312,24 +312,22 @@ for (const rt of RTS) {
       });
     });
 
-    test("a lost last packet with the bare 4-byte marker is undetectable (documented)", {
+    test("a lost last packet with the bare 4-byte marker is not called complete", {
       timeout: 30000,
     }, async () => {
-      // shared/protocol.ts: the trailer is what lets our server "detect a lost
-      // tail"; with the original's bare marker, packets expected = highest
-      // sequence + 1, so the 9 packets that arrived look like the whole file.
+      // With the original's bare marker the server cannot count the packets
+      // sent, but a full-size last packet means more may have followed: the
+      // server must not claim success (udp/classic_assembler.ts).
       await withServer(rt, async ({ srv, out, sender }) => {
         const parts = payloads(10, 1000);
-        const arrived = parts.slice(0, 9);
         await sender.sendAll(srv.port, parts, [0, 1, 2, 3, 4, 5, 6, 7, 8], endMarker());
         const reply = await sender.reply();
-        assert.equal(reply, "SUCCESS: File received via UDP");
+        assert.ok(reply.startsWith("INCOMPLETE"), reply);
+        assert.match(reply, /full-size/);
         const rec = await received(srv);
-        assert.equal(rec.complete, true);
-        assert.deepEqual(
-          new Uint8Array(fs.readFileSync(join(out, COMPLETE_NAME))),
-          concat(arrived),
-        );
+        assert.equal(rec.complete, false);
+        assert.match(String(rec.path), /incomplete/);
+        assert.ok(!fs.existsSync(join(out, COMPLETE_NAME)));
       });
     });
 

@@ -489,12 +489,19 @@ describe("ClassicAssembler", () => {
     assert.equal(out.length, 61306);
     assert.ok(sameBytes(out, withHoles(FILE, BUF, [12, 13, 14])));
 
-    // Without the trailer the same loss is invisible in the counts.
+    // Without the trailer the same loss is invisible in the counts, but the
+    // full-size last packet means the end is not confirmed: never complete.
     const plain = new Driver();
     for (let seq = 0; seq < 12; seq++) plain.send(PACKETS[seq]);
     plain.send(encodeClassicEnd());
     assert.equal(plain.asm.expectedPackets, 12);
-    assert.equal(plain.asm.isComplete(), true);
+    assert.equal(plain.asm.isComplete(), false);
+    assert.match(plain.asm.outcome().reason ?? "", /full-size/);
+    // A short last packet does end a file sent with the bare marker.
+    const whole = new Driver();
+    for (let seq = 0; seq < 15; seq++) whole.send(PACKETS[seq]);
+    whole.send(encodeClassicEnd());
+    assert.equal(whole.asm.isComplete(), true);
   });
 
   test("a trailer byte count that disagrees with the payload makes the session incomplete", () => {
@@ -614,7 +621,11 @@ describe("ClassicAssembler", () => {
     assert.equal(d.asm.ended, true);
     assert.equal(d.asm.expectedPackets, 1);
     assert.equal(d.asm.stride, 1000);
-    assert.deepEqual(d.asm.outcome(), { received: 1, expected: 1, missing: [], receivedBytes: 1000 });
+    // Without a believable trailer, a full-size last packet leaves the end unconfirmed.
+    const { reason, ...counts } = d.asm.outcome();
+    assert.deepEqual(counts, { received: 1, expected: 1, missing: [], receivedBytes: 1000 });
+    assert.match(reason ?? "", /end not confirmed/);
+    assert.equal(d.asm.isComplete(), false);
     assert.deepEqual(d.steps(), [{ kind: "copy", seq: 0, spoolOffset: 0, length: 1000 }]);
 
     // Its chunk is ignored too: the stride stays the largest payload seen.

@@ -52,6 +52,7 @@ export class ClassicAssembler {
   #ended = false;
   #trailer: EndTrailer | undefined;
   #duplicates = 0;
+  #maxSeqLength = 0;
   #limits: AssemblerLimits;
 
   /** Creates an assembler that accepts at most `limits.maxBytes` of payload. */
@@ -107,6 +108,7 @@ export class ClassicAssembler {
     ) {
       return { action: "reject", reason: `more than ${this.#limits.maxBytes} bytes` };
     }
+    if (seq > this.#seen.max) this.#maxSeqLength = payload.length;
     this.#seen.add(seq);
     if (seq !== this.#count || (this.#count > 0 && (this.#shortSeen || payload.length > this.#stride))) {
       this.#inOrder = false;
@@ -149,6 +151,13 @@ export class ClassicAssembler {
     if (this.#trailer) outcome.expectedBytes = this.#trailer.bytes;
     if (reason) outcome.reason = reason;
     else if (!this.#ended) outcome.reason = "end marker not received";
+    else if (!this.#trailer && this.#count > 0 && this.#maxSeqLength === this.#stride) {
+      // The original's bare marker does not say how many packets were sent. A
+      // short last packet ends a file; a full-size one may have had followers
+      // that were lost, so we cannot call the file complete.
+      outcome.reason = "end not confirmed: the last packet received is full-size and the bare end marker " +
+        "does not say how many were sent";
+    }
     return outcome;
   }
 

@@ -99,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
       host,
       port,
       file,
-      buffer: parseBuffer(str(flags, "buffer"), MAX_RELIABLE_CHUNK, " (65507 minus the 12-byte header)"),
+      buffer: parseBuffer(str(flags, "buffer"), MAX_RELIABLE_CHUNK, " (65507 minus the 16-byte header)"),
       timeoutMs,
       onEvent,
     });

@@ -45,6 +45,8 @@ const CLIENT_IDLE_MS = 120_000;
 /** Largest UDP datagram. */
 const RECEIVE_BUFFER = 65536;
 
+const REORDER_RANGE = `${NO_IMPAIRMENT.reorderMs / 2}-${NO_IMPAIRMENT.reorderMs * 1.5}`;
+
 /** `--help` text. */
 export const HELP = `Usage: udp-relay [options]
 
@@ -71,9 +73,7 @@ Options:
   --queue BYTES        queue behind --rate; beyond it, tail drop (default ${NO_IMPAIRMENT.queueBytes})
   --delay MS           one-way delay in milliseconds (default 0)
   --jitter MS          extra random delay in [0, MS) (default 0)
-  --reorder P          chance to hold a datagram back ${NO_IMPAIRMENT.reorderMs / 2}-${
-  NO_IMPAIRMENT.reorderMs * 1.5
-} ms more, so later
+  --reorder P          chance to hold a datagram back ${REORDER_RANGE} ms more, so later
                        ones overtake it (default 0)
   --dup P              chance to deliver a datagram twice (default 0)
   --corrupt P          chance to flip one random bit (default 0)
@@ -742,6 +742,14 @@ export async function main(argv: string[]): Promise<number> {
     : undefined;
 
   const relay = await startRelay({ listen, target, impairment, seed, onWarning: (text) => out.warn(text) });
+  // Watch for the stop signals before announcing the port: a caller may
+  // signal as soon as it reads the announcement.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let off = () => {};
+  const stopRequested = new Promise<string>((resolve) => {
+    off = runtime.onShutdownSignal(resolve);
+    if (durationMs !== undefined) timer = setTimeout(() => resolve("duration"), durationMs);
+  });
   const where = formatAddr(relay.addr);
   const to = formatAddr(relay.target);
   out.record({
@@ -755,21 +763,14 @@ export async function main(argv: string[]): Promise<number> {
   });
   out.line(`[*] Relay listening on ${where} -> ${to}`);
   out.line(`[*] Impairment each way: ${describeImpairment(impairment)} (seed ${seed})`);
-
-  const reason = await new Promise<string>((resolve, reject) => {
-    const off = runtime.onShutdownSignal((signal) => finish(signal));
-    const timer = durationMs === undefined ? undefined : setTimeout(() => finish("duration"), durationMs);
-    function finish(why: string) {
-      off();
-      if (timer !== undefined) clearTimeout(timer);
-      resolve(why);
-    }
-    relay.done.catch((error) => {
-      off();
-      if (timer !== undefined) clearTimeout(timer);
-      reject(error);
-    });
-  });
+  let reason: string;
+  try {
+    // relay.done settles early only when the listening socket fails: then it rejects.
+    reason = await Promise.race([stopRequested, relay.done.then(() => "closed")]);
+  } finally {
+    off();
+    if (timer !== undefined) clearTimeout(timer);
+  }
   const report = await relay.stop(reason);
   out.record(report as unknown as Record<string, unknown>);
   out.line(`[*] Relay stopped (${reason}) after ${report.seconds.toFixed(1)} s.`);
