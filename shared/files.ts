@@ -78,6 +78,42 @@ export class InputFile {
   }
 }
 
+/**
+ * Positional reads through a read-ahead window: a sender reading its file
+ * chunk by chunk in order costs one system call per `windowBytes`, while
+ * reads elsewhere (retransmissions) go straight to the file.
+ */
+export class ReadAheadReader {
+  #file: InputFile;
+  #window: Uint8Array;
+  #start = 0;
+  #length = 0;
+
+  /** Reads `file` through a window of `windowBytes`. */
+  constructor(file: InputFile, windowBytes = 1 << 20) {
+    this.#file = file;
+    this.#window = new Uint8Array(windowBytes);
+  }
+
+  /** Fills `buffer` with the bytes at `position`; returns how many there were. */
+  readAt(buffer: Uint8Array, position: number): number {
+    const end = position + buffer.length;
+    if (position >= this.#start && end <= this.#start + this.#length) {
+      buffer.set(this.#window.subarray(position - this.#start, end - this.#start));
+      return buffer.length;
+    }
+    // Reads ahead of the window move it forward; reads behind it (retransmissions) go direct.
+    if (position >= this.#start + this.#length && buffer.length <= this.#window.length) {
+      this.#start = position;
+      this.#length = this.#file.readAt(this.#window, position);
+      const n = Math.min(buffer.length, this.#length);
+      buffer.set(this.#window.subarray(0, n));
+      return n;
+    }
+    return this.#file.readAt(buffer, position);
+  }
+}
+
 /** Wraps a file-system error in a {@linkcode CliError} with context. */
 export function fileError(context: string, error: unknown): CliError {
   if (error instanceof CliError) return error;

@@ -101,6 +101,67 @@ export class RangeSet {
     return i >= 0 && n <= this.#ends[i] ? [this.#starts[i], this.#ends[i] + 1] : undefined;
   }
 
+  /**
+   * Adds every integer of `[start, end)` and returns the parts that were not
+   * present before, as half-open ranges, ascending. Cost: the number of
+   * ranges touched, not the number of integers.
+   */
+  addRange(start: number, end: number): Array<[number, number]> {
+    const added: Array<[number, number]> = [];
+    if (end <= start) return added;
+    // Walk the gaps of [start, end) and add each one.
+    let cursor = start;
+    while (cursor < end) {
+      const i = this.#floor(cursor);
+      if (i >= 0 && cursor <= this.#ends[i]) {
+        cursor = this.#ends[i] + 1;
+        continue;
+      }
+      const nextStart = i + 1 < this.#starts.length ? this.#starts[i + 1] : Infinity;
+      const gapEnd = Math.min(end, nextStart);
+      added.push([cursor, gapEnd]);
+      this.#insert(cursor, gapEnd - 1, i);
+      cursor = gapEnd;
+    }
+    return added;
+  }
+
+  /** Inserts the absent run [a, b] after range index `i` (the floor of `a`), merging neighbours. */
+  #insert(a: number, b: number, i: number): void {
+    const joinsLeft = i >= 0 && this.#ends[i] === a - 1;
+    const joinsRight = i + 1 < this.#starts.length && this.#starts[i + 1] === b + 1;
+    if (joinsLeft && joinsRight) {
+      this.#ends[i] = this.#ends[i + 1];
+      this.#starts.splice(i + 1, 1);
+      this.#ends.splice(i + 1, 1);
+    } else if (joinsLeft) {
+      this.#ends[i] = b;
+    } else if (joinsRight) {
+      this.#starts[i + 1] = a;
+    } else {
+      this.#starts.splice(i + 1, 0, a);
+      this.#ends.splice(i + 1, 0, b);
+    }
+    this.#size += b - a + 1;
+  }
+
+  /** Removes every integer below `n` (they are no longer needed). */
+  dropBelow(n: number): void {
+    let k = 0;
+    while (k < this.#starts.length && this.#ends[k] < n) {
+      this.#size -= this.#ends[k] - this.#starts[k] + 1;
+      k++;
+    }
+    if (k > 0) {
+      this.#starts.splice(0, k);
+      this.#ends.splice(0, k);
+    }
+    if (this.#starts.length > 0 && this.#starts[0] < n) {
+      this.#size -= n - this.#starts[0];
+      this.#starts[0] = n;
+    }
+  }
+
   /** The ranges, in order, as `[start, end]` pairs. */
   ranges(): Array<[number, number]> {
     return this.#starts.map((s, i) => [s, this.#ends[i]]);

@@ -62,6 +62,12 @@ export interface DatagramConn {
   /** Sends one datagram. Await it before sending the next (Deno reverses unawaited sends). */
   send(p: Uint8Array, addr: NetAddr): Promise<number>;
   /**
+   * Sends several datagrams to one address, in order: one system call per
+   * batch on Bun (`sendMany`), awaited sends one by one on Deno. The buffers
+   * may be reused once the promise resolves.
+   */
+  sendMany(datagrams: Uint8Array[], addr: NetAddr): Promise<number>;
+  /**
    * Receives one datagram. With `p`, the result may be a view into `p`,
    * overwritten by the next call: copy what you keep. Rejects with an error
    * named `Interrupted` or `BadResource` once the socket is closed.
@@ -153,7 +159,20 @@ function denoRuntime(deno: AnyDeno): Runtime {
         );
       }
       try {
-        return Promise.resolve(deno.listenDatagram({ transport: "udp", hostname: o.hostname, port: o.port }));
+        const conn = deno.listenDatagram({ transport: "udp", hostname: o.hostname, port: o.port });
+        const wrapped: DatagramConn = {
+          get addr() {
+            return conn.addr;
+          },
+          send: (p, addr) => conn.send(p, addr),
+          async sendMany(datagrams, addr) {
+            for (const d of datagrams) await conn.send(d, addr);
+            return datagrams.length;
+          },
+          receive: (p) => conn.receive(p),
+          close: () => conn.close(),
+        };
+        return Promise.resolve(wrapped);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -405,6 +424,30 @@ async function bunConnect(bun: AnyBun, o: TcpOptions): Promise<Conn> {
 
 /** Datagrams queued per Bun UDP socket before new ones are dropped, like a kernel buffer. */
 const BUN_UDP_QUEUE_LIMIT = 8192;
+/** Kernel socket buffer asked for on Bun (capped by net.core.rmem_max / wmem_max). */
+const BUN_UDP_SOCKET_BUFFER = 4 << 20;
+
+/**
+ * Enlarges a Bun UDP socket's kernel buffers with setsockopt through bun:ffi
+ * (Bun has no option for it; Deno has no way at all). Best effort: any
+ * failure leaves the defaults.
+ */
+async function enlargeSocketBuffers(fd: unknown): Promise<void> {
+  if (typeof fd !== "number") return;
+  try {
+    const ffiModule = "bun:ffi"; // a variable, so Deno's type checker does not try to resolve it
+    // deno-lint-ignore no-explicit-any
+    const ffi: any = await import(ffiModule);
+    const libc = ffi.dlopen("libc.so.6", {
+      setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+    });
+    const size = new Int32Array([BUN_UDP_SOCKET_BUFFER]);
+    const SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8;
+    libc.symbols.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, ffi.ptr(size), 4);
+    libc.symbols.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, ffi.ptr(size), 4);
+    libc.close();
+  } catch { /* not Linux/glibc, or ffi unavailable: keep the defaults */ }
+}
 
 async function bunListenDatagram(bun: AnyBun, o: TcpOptions): Promise<DatagramConn> {
   const queue = new AsyncQueue<[Uint8Array, NetAddr]>();
@@ -428,6 +471,7 @@ async function bunListenDatagram(bun: AnyBun, o: TcpOptions): Promise<DatagramCo
   } catch (error) {
     throw normaliseBunError(error);
   }
+  await enlargeSocketBuffers(socket.fd);
   return {
     addr: { transport: "udp", hostname: o.hostname, port: socket.port },
     send(p, addr) {
@@ -439,6 +483,17 @@ async function bunListenDatagram(bun: AnyBun, o: TcpOptions): Promise<DatagramCo
         // ECONNREFUSED; Deno ignores it, and so do we (UDP has no connection).
         const normalised = normaliseBunError(error);
         if (normalised.name === "ConnectionRefused") return Promise.resolve(p.length);
+        return Promise.reject(normalised);
+      }
+    },
+    sendMany(datagrams, addr) {
+      const args: unknown[] = [];
+      for (const d of datagrams) args.push(d, addr.port, addr.hostname);
+      try {
+        return Promise.resolve(socket.sendMany(args));
+      } catch (error) {
+        const normalised = normaliseBunError(error);
+        if (normalised.name === "ConnectionRefused") return Promise.resolve(datagrams.length);
         return Promise.reject(normalised);
       }
     },

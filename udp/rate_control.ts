@@ -13,12 +13,15 @@
  * loss and is ignored; loss that rises above it by more than three standard
  * deviations (plus 2 points) is congestion, and the rate is cut in proportion
  * to the excess, at most to the delivery rate. The interval after a cut is
- * not judged (its datagrams left before the cut). So 30% random loss does not
+ * not judged (its datagrams left before the cut). A standing queue (even the
+ * interval's smallest RTT well above the path's minimum) is congestion too:
+ * the rate drops just under the delivery rate to drain it. So 30% random loss does not
  * drive the sender into a crawl, while an overflowing receiver buffer does
  * slow it down. Startup doubles the rate per interval until the first
  * congestion signal or until the delivery rate stops growing; after that the
- * rate grows by 6% per interval, and never exceeds twice the best recent
- * delivery rate (corrected for random loss).
+ * rate grows by 6% per interval, 12% after two clean intervals, up to 48%
+ * after eight, and never exceeds twice the best recent delivery rate
+ * (corrected for random loss).
  *
  * @module
  */
@@ -65,7 +68,10 @@ export class RateController {
   #delivered: number[] = [];
   #plateau = 0;
   #congestionEvents = 0;
+  #cleanStreak = 0;
   #skipUntil = -Infinity;
+  #minRtt = Infinity;
+  #intervalMinRtt = Infinity;
 
   /** Creates a controller starting at `now`. */
   constructor(now: number, config: Partial<RateConfig> = {}) {
@@ -150,6 +156,11 @@ export class RateController {
     const sigma = Math.sqrt(Math.max(base, 0.01) * (1 - base) / samples);
     const excess = loss - base;
     const congested = excess > 3 * sigma + 0.02;
+    // A standing queue: even the interval's best RTT is well above the path's
+    // minimum. Random loss never does this, so it is a congestion signal that
+    // a lossy path cannot fake (and it catches large receive buffers filling).
+    const queued = this.#intervalMinRtt !== Infinity && this.#intervalMinRtt > 1.5 * this.#minRtt + 2;
+    this.#intervalMinRtt = Infinity;
     const { minRate, maxRate } = this.#config;
     const bestDelivered = Math.max(0, ...this.#delivered);
     // Startup ends when the delivery rate stops growing (BBR's full-pipe test):
@@ -162,14 +173,26 @@ export class RateController {
       }
     }
     if (congested) {
+      this.#cleanStreak = 0;
       this.#congestionEvents++;
       const cut = Math.max(0.5, Math.min(0.9, 1 - excess));
       const floor = Math.max(minRate, delivered / Math.max(0.5, 1 - base));
       this.#rate = Math.max(minRate, Math.min(this.#rate * cut, Math.max(floor, this.#rate * 0.5)));
       this.#startup = false;
       this.#skipUntil = now + Math.max(srtt, 0.5);
+    } else if (queued) {
+      // Drain the queue: pace a little under what the path delivered.
+      this.#cleanStreak = 0;
+      this.#congestionEvents++;
+      this.#rate = Math.max(minRate, Math.min(this.#rate * 0.9, delivered * 0.9));
+      this.#startup = false;
+      this.#skipUntil = now + Math.max(srtt, 0.5);
     } else {
-      this.#rate = Math.min(maxRate, this.#startup ? this.#rate * 2 : this.#rate * 1.06 + 16 * 1024);
+      // Growth speeds up the longer the path stays clean (6%, 12%, … up to
+      // 48% per interval), so a cut caused by a transient does not cost long.
+      this.#cleanStreak = Math.min(8, this.#cleanStreak + 1);
+      const growth = this.#startup ? 2 : 1 + 0.06 * this.#cleanStreak;
+      this.#rate = Math.min(maxRate, this.#rate * growth + 16 * 1024);
     }
     // Every well-sampled interval joins the history, congested or not: loss
     // that persists whatever the rate does becomes the baseline (random loss).
@@ -188,8 +211,16 @@ export class RateController {
     this.#ackedBytes = 0;
   }
 
+  /** Feeds one RTT sample (ms), for the queueing-delay signal. */
+  onRttSample(rtt: number): void {
+    if (!(rtt >= 0)) return;
+    if (rtt < this.#minRtt) this.#minRtt = rtt;
+    if (rtt < this.#intervalMinRtt) this.#intervalMinRtt = rtt;
+  }
+
   /** A retransmission timeout: halve the rate and leave startup. */
   onTimeout(): void {
+    this.#cleanStreak = 0;
     this.#rate = Math.max(this.#config.minRate, this.#rate * 0.7);
     this.#startup = false;
     this.#congestionEvents++;

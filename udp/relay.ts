@@ -34,6 +34,9 @@ import { type DatagramConn, isIpLiteral, type NetAddr, runtime } from "../shared
 import { formatAddr } from "../shared/server_events.ts";
 import { Impairment, type ImpairmentConfig, NO_IMPAIRMENT } from "./impairment.ts";
 
+export type { ImpairmentConfig } from "./impairment.ts";
+export type { NetAddr } from "../shared/runtime.ts";
+
 /** Most clients served at once; datagrams from further clients are dropped. */
 export const MAX_CLIENTS = 1024;
 /** Most datagrams held for later delivery; beyond it new ones are dropped. */
@@ -101,8 +104,10 @@ ${EXIT_CODES_HELP}`;
 // --------------------------------------------------------------- flags ----
 
 /** A parsed `HOST:PORT`. */
-interface HostPort {
+export interface HostPort {
+  /** Host name or IP address. */
   hostname: string;
+  /** Port number. */
   port: number;
 }
 

@@ -6,9 +6,10 @@
  * the digest when told the data is complete (`fin`), and reports the result
  * with {@linkcode ReliableReceiver.complete}.
  *
- * ACK policy: an ACK after every `ackEvery` new chunks, at once when a chunk
- * arrives out of order or twice (the sender's view is stale), and otherwise
- * within `ackDelayMs`. Every ACK carries the cumulative point, up to 64 SACK
+ * ACK policy: an ACK after every `ackEvery` new chunks; at once when a chunk
+ * opens a new hole (the first sign of a loss); after every 4 datagrams while
+ * chunks arrive out of order or twice (the sender's view is stale); and
+ * otherwise within `ackDelayMs`. Every ACK carries the cumulative point, up to 64 SACK
  * ranges above it, and the window (chunks beyond the cumulative point the
  * sender may have outstanding), which bounds the receiver's work per session.
  *
@@ -69,6 +70,9 @@ export interface ReceiverStats {
 }
 
 type Phase = "receiving" | "verifying" | "done" | "closed";
+
+/** While there are holes, ACK after this many datagrams (instead of every `ackEvery`). */
+const URGENT_ACK_EVERY = 4;
 
 /** Sans-I/O reliable UDP receiver for one session. */
 export class ReliableReceiver {
@@ -203,19 +207,29 @@ export class ReliableReceiver {
       this.#ackNow = true;
       return;
     }
+    this.#unacked++;
     if (seq < this.#cum || this.#received.has(seq)) {
+      // The sender's view is stale: tell it soon, but not once per duplicate.
       this.stats.duplicates++;
-      this.#ackNow = true;
+      if (this.#unacked >= URGENT_ACK_EVERY) this.#ackNow = true;
+      else if (this.#ackDue === Infinity) this.#ackDue = now + this.#ackDelay;
       return;
     }
     const inOrder = seq === this.#cum;
+    // A chunk beyond the highest one so far, leaving a hole, is the first sign of a loss.
+    const newGap = seq > this.#received.max + 1;
     this.#received.add(seq);
     this.stats.chunks++;
     if (inOrder) this.#cum = this.#received.prefixEnd();
     this.#events.push({ type: "data", seq, offset: seq * this.chunkSize, payload });
-    this.#unacked++;
-    if (!inOrder || this.#unacked >= this.#ackEvery || this.#cum >= this.chunks) this.#ackNow = true;
-    else if (this.#ackDue === Infinity) this.#ackDue = now + this.#ackDelay;
+    if (
+      newGap || this.#unacked >= this.#ackEvery || this.#cum >= this.chunks ||
+      (!inOrder && this.#unacked >= URGENT_ACK_EVERY)
+    ) {
+      this.#ackNow = true;
+    } else if (this.#ackDue === Infinity) {
+      this.#ackDue = now + this.#ackDelay;
+    }
     if (this.#cum >= this.chunks && this.#finDigest) this.#startVerify();
   }
 

@@ -11,7 +11,7 @@
 
 import { createHash } from "node:crypto";
 import { CliError, ExitCode, usageError, withContext } from "../shared/errors.ts";
-import { InputFile, sentName } from "../shared/files.ts";
+import { InputFile, ReadAheadReader, sentName } from "../shared/files.ts";
 import { mbps, type ReliableSummary, Stopwatch } from "../shared/metrics.ts";
 import { toHex } from "../shared/protocol.ts";
 import {
@@ -47,6 +47,9 @@ export type ReliableClientEvent =
   | { type: "progress"; bytes: number; total: number; seconds: number }
   | { type: "sent"; file: string; packets: number }
   | { type: "response"; text: string };
+
+/** Datagrams per send batch. */
+const BATCH = 32;
 
 /** Resolves on the next event-loop turn, letting socket callbacks run. */
 function nextTurn(): Promise<void> {
@@ -170,35 +173,48 @@ async function drive(
     }
   })();
   const hash = createHash("sha256");
-  const datagram = new Uint8Array(DATA_HEADER_SIZE + sender.chunkSize);
+  const reader = new ReadAheadReader(input);
+  // Datagrams go out in batches (one sendMany: one system call on Bun); each
+  // slot of the batch has its own buffer, reused once the batch is sent.
+  const pool = Array.from({ length: BATCH }, () => new Uint8Array(DATA_HEADER_SIZE + sender.chunkSize));
+  const batch: Uint8Array[] = [];
   let hashedChunks = 0;
   if (sender.chunks === 0) sender.setDigest(clock(), new Uint8Array(hash.digest()));
   let connected = false;
   let lastProgress = 0;
   try {
     for (;;) {
-      const now = clock();
+      let now = clock();
       sender.handleTimeout(now);
       let sent = 0;
-      for (let t = sender.pollTransmit(clock()); t; t = sender.pollTransmit(clock())) {
+      for (let t = sender.pollTransmit(now); t; t = sender.pollTransmit(now)) {
         if (t.kind === "control") {
-          await socket.send(t.bytes, server);
+          batch.push(t.bytes);
         } else {
-          const payload = datagram.subarray(DATA_HEADER_SIZE, DATA_HEADER_SIZE + t.length);
-          if (input.readAt(payload, t.offset) !== t.length) {
+          const wire = pool[batch.length].subarray(0, DATA_HEADER_SIZE + t.length);
+          const payload = wire.subarray(DATA_HEADER_SIZE);
+          if (reader.readAt(payload, t.offset) !== t.length) {
             throw new CliError(`'${input.path}' shrank while it was being sent`, ExitCode.FILE);
           }
           if (!t.retransmit && t.seq === hashedChunks) {
             hash.update(payload);
             hashedChunks++;
-            if (hashedChunks === sender.chunks) sender.setDigest(clock(), new Uint8Array(hash.digest()));
+            if (hashedChunks === sender.chunks) sender.setDigest(now, new Uint8Array(hash.digest()));
           }
-          const wire = datagram.subarray(0, DATA_HEADER_SIZE + t.length);
           writeDataHeader(wire, sender.session, t.seq);
-          await socket.send(wire, server);
+          batch.push(wire);
         }
-        // Let ACKs in: Bun's send is synchronous and Deno's resolves quickly.
-        if (++sent % 32 === 0) await nextTurn();
+        if (batch.length === BATCH) {
+          await socket.sendMany(batch, server);
+          batch.length = 0;
+          now = clock();
+          // Let ACKs in now and then: Bun's sends are synchronous and Deno's resolve quickly.
+          if (++sent % 4 === 0) await nextTurn();
+        }
+      }
+      if (batch.length > 0) {
+        await socket.sendMany(batch, server);
+        batch.length = 0;
       }
       for (let e = sender.pollEvent(); e; e = sender.pollEvent()) {
         if (e.type === "accepted" && !connected) {

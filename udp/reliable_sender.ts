@@ -34,6 +34,7 @@ import {
   ReliableStatus,
 } from "../shared/protocol_reliable.ts";
 import { ProtocolError } from "../shared/protocol.ts";
+import { RangeSet } from "../shared/range_set.ts";
 import { type RateConfig, RateController } from "./rate_control.ts";
 import { type RttConfig, RttEstimator } from "./rtt.ts";
 
@@ -162,6 +163,8 @@ export class ReliableSender {
   #inflight = 0;
   #txCounter = 0;
   #largestAckedOrder = -1;
+  /** Chunks at or above #cum known to be acknowledged, so repeated SACK ranges cost nothing. */
+  #sacked = new RangeSet();
   #largestAckedSentAt = -Infinity;
   #reorderWindow = 0;
   #spurious = 0;
@@ -380,14 +383,21 @@ export class ReliableSender {
     const acc = { now, count: 0, bytes: 0, sampleOrder: -1, sampleSentAt: 0 };
     for (let seq = this.#cum; seq < cumulative; seq++) this.#ackOne(seq, acc);
     const base = Math.max(this.#cum, cumulative);
-    if (latest !== NO_CHUNK && latest >= base && latest < this.#nextNew) this.#ackOne(latest, acc);
+    if (latest !== NO_CHUNK && latest >= base && latest < this.#nextNew && this.#sacked.add(latest)) {
+      this.#ackOne(latest, acc);
+    }
     for (const [start, end] of ranges) {
-      const hi = Math.min(end, this.#nextNew);
-      for (let seq = Math.max(start, base); seq < hi; seq++) this.#ackOne(seq, acc);
+      for (const [a, b] of this.#sacked.addRange(Math.max(start, base), Math.min(end, this.#nextNew))) {
+        for (let seq = a; seq < b; seq++) this.#ackOne(seq, acc);
+      }
     }
     while (this.#cum < this.#nextNew && (this.#state[this.#slot(this.#cum)] & ACKED)) this.#cum++;
+    this.#sacked.dropBelow(this.#cum);
     this.#rwnd = Math.max(1, window);
-    if (acc.sampleOrder >= 0) this.#rtt.sample(now - acc.sampleSentAt);
+    if (acc.sampleOrder >= 0) {
+      this.#rtt.sample(now - acc.sampleSentAt);
+      this.#rate.onRttSample(now - acc.sampleSentAt);
+    }
     const lost = this.#detectLosses(now);
     this.#rate.onFeedback(now, acc.count, acc.bytes, lost, this.#rtt.srtt);
     if (acc.count > 0) this.#rtoBase = now;

@@ -49,6 +49,8 @@ interface Session {
   from: NetAddr;
   receiver: ReliableReceiver;
   file: ReceivingFile;
+  /** In-order chunks not yet written: one write per run instead of one per chunk. */
+  run: WriteRun;
   name: string;
   hash: Hash;
   hashed: number;
@@ -56,10 +58,52 @@ interface Session {
   finished: boolean;
 }
 
+/**
+ * Coalesces chunks that arrive at consecutive offsets into one buffer and
+ * writes it with one system call when the run breaks or the buffer fills.
+ */
+class WriteRun {
+  #buffer: Uint8Array;
+  #start = 0;
+  #length = 0;
+  #file: ReceivingFile;
+
+  constructor(file: ReceivingFile, bytes: number) {
+    this.#file = file;
+    this.#buffer = new Uint8Array(bytes);
+  }
+
+  write(payload: Uint8Array, offset: number): void {
+    if (
+      this.#length > 0 && offset === this.#start + this.#length &&
+      this.#length + payload.length <= this.#buffer.length
+    ) {
+      this.#buffer.set(payload, this.#length);
+      this.#length += payload.length;
+      return;
+    }
+    this.flush();
+    if (payload.length > this.#buffer.length) {
+      this.#file.writeAt(payload, offset);
+      return;
+    }
+    this.#buffer.set(payload, 0);
+    this.#start = offset;
+    this.#length = payload.length;
+  }
+
+  flush(): void {
+    if (this.#length === 0) return;
+    this.#file.writeAt(this.#buffer.subarray(0, this.#length), this.#start);
+    this.#length = 0;
+  }
+}
+
 /** Where a datagram should go. */
 export type Outgoing = { to: NetAddr; bytes: Uint8Array };
 
 const READ_BACK = 1 << 20;
+const WRITE_RUN_BYTES = 256 * 1024;
 
 /** All reliable sessions of one server socket. */
 export class ReliableSessions {
@@ -194,6 +238,7 @@ export class ReliableSessions {
       from,
       receiver,
       file,
+      run: new WriteRun(file, WRITE_RUN_BYTES),
       name: finalName,
       hash: createHash("sha256"),
       hashed: 0,
@@ -212,7 +257,7 @@ export class ReliableSessions {
       for (let e = receiver.pollEvent(); e; e = receiver.pollEvent()) {
         switch (e.type) {
           case "data":
-            session.file.writeAt(e.payload, e.offset);
+            session.run.write(e.payload, e.offset);
             if (e.offset === session.hashed) {
               session.hash.update(e.payload);
               session.hashed += e.payload.length;
@@ -250,6 +295,7 @@ export class ReliableSessions {
   /** Hashes the in-order prefix that arrived out of order, reading it back from the file. */
   #catchUpHash(session: Session): void {
     const target = session.receiver.contiguousBytes;
+    if (session.hashed < target) session.run.flush();
     while (session.hashed < target) {
       const view = this.#readBack.subarray(0, Math.min(READ_BACK, target - session.hashed));
       const n = session.file.readAt(view, session.hashed);
@@ -260,6 +306,7 @@ export class ReliableSessions {
   }
 
   #verify(now: number, session: Session, expected: Uint8Array): void {
+    session.run.flush();
     this.#catchUpHash(session);
     const digest = new Uint8Array(session.hash.digest());
     const { receiver } = session;

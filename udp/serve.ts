@@ -124,11 +124,15 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     for (const { to, bytes } of reliable.takeOutgoing()) await sendReply(to, bytes);
   };
 
+  // One timer for all reliable sessions, moved only when a session needs it sooner.
+  let reliableTimerAt = Infinity;
   const scheduleReliable = () => {
-    clearTimeout(reliableTimer);
     const at = reliable.nextTimeout();
-    if (at === Infinity || stopping) return;
+    if (stopping || at >= reliableTimerAt) return;
+    clearTimeout(reliableTimer);
+    reliableTimerAt = at;
     reliableTimer = setTimeout(async () => {
+      reliableTimerAt = Infinity;
       reliable.onTimer(performance.now());
       await flushReliable();
       scheduleReliable();
