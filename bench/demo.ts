@@ -13,23 +13,18 @@
  * @module
  */
 
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { EXIT_CODES_HELP, parseBuffer, parseFlags, runMain, str, versionLine } from "./shared/cli.ts";
-import { CliError, ExitCode } from "./shared/errors.ts";
-import { runtime } from "./shared/runtime.ts";
-
-const ROOT = fileURLToPath(new URL(".", import.meta.url));
+import { EXIT_CODES_HELP, parseBuffer, parseFlags, runMain, str, versionLine } from "../shared/cli.ts";
+import { CliError, ExitCode } from "../shared/errors.ts";
+import { runtime } from "../shared/runtime.ts";
+import { command, freePort, ROOT, sha256, start, waitFor } from "./procs.ts";
 
 /** `--help` text. */
 export const HELP = `Usage: demo [options]
 
 Runs a TCP server and client (framed, then classic) and a UDP server and
-client on 127.0.0.1, sending one file, and prints both summaries side by
+client (reliable, then classic) on 127.0.0.1, sending one file, and prints both summaries side by
 side. Received files go to --out.
 
 Options:
@@ -40,81 +35,6 @@ Options:
   -V, --version    show the version
 
 ${EXIT_CODES_HELP}`;
-
-interface Proc {
-  stdout: string;
-  stderr: string;
-  code: Promise<number | null>;
-  kill(): void;
-}
-
-/** The command that runs an entry point on this runtime, with Deno permissions when on Deno. */
-function command(script: string, args: string[], permissions: string[]): string[] {
-  const path = join(ROOT, script);
-  if (runtime.name === "deno") {
-    return [
-      process.execPath,
-      "run",
-      "--no-prompt",
-      ...permissions,
-      `--config=${join(ROOT, "deno.json")}`,
-      path,
-      ...args,
-    ];
-  }
-  return [process.execPath, path, ...args];
-}
-
-function start(cmd: string[]): Proc {
-  const child = spawn(cmd[0], cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-  const proc: Proc = {
-    stdout: "",
-    stderr: "",
-    code: new Promise((resolve) => child.on("close", (code) => resolve(code))),
-    kill: () => child.kill("SIGTERM"),
-  };
-  child.stdout.on("data", (d) => proc.stdout += d.toString());
-  child.stderr.on("data", (d) => proc.stderr += d.toString());
-  return proc;
-}
-
-async function waitFor(proc: Proc, text: string, ms: number): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!proc.stdout.includes(text)) {
-    if (performance.now() > deadline) {
-      proc.kill();
-      throw new CliError(
-        `demo: a server did not start: ${proc.stderr.trim() || proc.stdout.trim()}`,
-        ExitCode.INTERNAL,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (also used for UDP: the demo's ports are short-lived). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function sha256(path: string): string {
-  const hash = createHash("sha256");
-  const fd = fs.openSync(path, "r");
-  const buf = new Uint8Array(1 << 20);
-  try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest("hex");
-}
 
 interface Run {
   label: string;
@@ -212,7 +132,8 @@ export async function main(argv: string[]): Promise<number> {
   const runs = [
     await transfer("TCP framed", "tcp", file, buffer, realOut, false),
     await transfer("TCP classic", "tcp", file, buffer, realOut, true),
-    await transfer("UDP classic", "udp", file, buffer, realOut, false),
+    await transfer("UDP reliable", "udp", file, buffer, realOut, false),
+    await transfer("UDP classic", "udp", file, buffer, realOut, true),
   ];
   console.log("\n=== Side by side ===");
   console.log(table(runs));
