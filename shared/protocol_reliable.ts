@@ -4,8 +4,8 @@
  *
  * Every datagram starts with a 12-byte header: the byte `0xB7`, a message
  * type, the version (1), flags (0), a 32-bit session id chosen by the
- * sender, and a CRC-32 of the whole datagram (computed with this field set to
- * zero), so a corrupted datagram is dropped and retransmitted instead of
+ * sender, and a CRC-32 of the datagram's other bytes (bytes 0-7, then 12 to
+ * the end: the checksum field itself is skipped), so a corrupted datagram is dropped and retransmitted instead of
  * poisoning the file. Read as a classic datagram, `0xB7…` is a negative
  * sequence number other than −1, which classic receivers reject, so one
  * server port tells the two formats apart by the first byte.
@@ -201,9 +201,13 @@ function seal(datagram: Uint8Array): Uint8Array {
   return datagram;
 }
 
+/** UTF-8 of `value`, cut to at most `max` bytes without splitting a character. */
 function text(value: string, max: number): Uint8Array {
   const bytes = encoder.encode(value);
-  return bytes.length > max ? bytes.subarray(0, max) : bytes;
+  if (bytes.length <= max) return bytes;
+  let end = max;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--; // back up to a character boundary
+  return bytes.subarray(0, end);
 }
 
 function u64(view: DataView, offset: number, value: number): void {

@@ -73,6 +73,12 @@ export interface DatagramConn {
    * named `Interrupted` or `BadResource` once the socket is closed.
    */
   receive(p?: Uint8Array): Promise<[Uint8Array, NetAddr]>;
+  /**
+   * Receives every datagram already waiting (at least one): on Bun the whole
+   * queue at once, on Deno one datagram. The datagrams stay valid until the
+   * next receive call. Rejects like {@linkcode receive} once closed.
+   */
+  receiveBatch(): Promise<Array<[Uint8Array, NetAddr]>>;
   /** Closes the socket; a pending `receive()` rejects. */
   close(): void;
 }
@@ -160,6 +166,7 @@ function denoRuntime(deno: AnyDeno): Runtime {
       }
       try {
         const conn = deno.listenDatagram({ transport: "udp", hostname: o.hostname, port: o.port });
+        const batchBuffer = new Uint8Array(65536);
         const wrapped: DatagramConn = {
           get addr() {
             return conn.addr;
@@ -170,6 +177,9 @@ function denoRuntime(deno: AnyDeno): Runtime {
             return datagrams.length;
           },
           receive: (p) => conn.receive(p),
+          async receiveBatch() {
+            return [await conn.receive(batchBuffer)];
+          },
           close: () => conn.close(),
         };
         return Promise.resolve(wrapped);
@@ -331,23 +341,53 @@ function bunHandlers(onOpen: (socket: BunSocket) => void, onConnectError?: (erro
 /** An unbounded-by-design hand-off queue: producers push, one consumer awaits. */
 class AsyncQueue<T> {
   #items: T[] = [];
-  #waiters: { resolve: (v: T) => void; reject: (e: Error) => void }[] = [];
+  #head = 0;
+  #waiters: { resolve: (v: T[]) => void; reject: (e: Error) => void; all: boolean }[] = [];
   #closedError: Error | undefined;
 
   get length(): number {
-    return this.#items.length;
+    return this.#items.length - this.#head;
   }
 
   push(item: T): void {
     const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(item);
-    else this.#items.push(item);
+    if (waiter) {
+      waiter.resolve([item]);
+      return;
+    }
+    this.#items.push(item);
   }
 
-  shift(): Promise<T> {
-    if (this.#items.length > 0) return Promise.resolve(this.#items.shift() as T);
+  #take(all: boolean): T[] {
+    if (all) {
+      const items = this.#head === 0 ? this.#items : this.#items.slice(this.#head);
+      this.#items = [];
+      this.#head = 0;
+      return items;
+    }
+    const item = this.#items[this.#head++];
+    // Compact now and then instead of Array.shift (which is O(n) per call).
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return [item];
+  }
+
+  #wait(all: boolean): Promise<T[]> {
+    if (this.length > 0) return Promise.resolve(this.#take(all));
     if (this.#closedError) return Promise.reject(this.#closedError);
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, all }));
+  }
+
+  /** The next item. */
+  async shift(): Promise<T> {
+    return (await this.#wait(false))[0];
+  }
+
+  /** Everything queued (at least one item). */
+  takeAll(): Promise<T[]> {
+    return this.#wait(true);
   }
 
   close(error: Error): void {
@@ -497,6 +537,7 @@ async function bunListenDatagram(bun: AnyBun, o: TcpOptions): Promise<DatagramCo
         return Promise.reject(normalised);
       }
     },
+    receiveBatch: () => queue.takeAll(),
     async receive(p) {
       const [data, addr] = await queue.shift();
       if (!p) return [data, addr];

@@ -9,7 +9,7 @@
  * The rate follows *monitor intervals* of at least one smoothed RTT and about
  * 10 ms of datagrams (32 to 256; 4 RTTs and 16 datagrams when slow). Per
  * interval the loss rate is compared with the *baseline* loss, the lowest of
- * the last 8 intervals of at least 64 datagrams: loss that stays at the baseline whatever the rate is random
+ * the last 8 estimates (each pooling intervals up to 64 datagrams): loss that stays at the baseline whatever the rate is random
  * loss and is ignored; loss that rises above it by more than three standard
  * deviations (plus 2 points) is congestion, and the rate is cut in proportion
  * to the excess, at most to the delivery rate. The interval after a cut is
@@ -65,6 +65,8 @@ export class RateController {
   #lost = 0;
   #ackedBytes = 0;
   #history: number[] = [];
+  #poolSamples = 0;
+  #poolLost = 0;
   #delivered: number[] = [];
   #plateau = 0;
   #congestionEvents = 0;
@@ -196,9 +198,15 @@ export class RateController {
     }
     // Every well-sampled interval joins the history, congested or not: loss
     // that persists whatever the rate does becomes the baseline (random loss).
-    if (samples >= 64) {
-      this.#history.push(loss);
+    // Short intervals are pooled until 64 datagrams make one estimate, so
+    // slow senders get a baseline too (a 16-datagram interval alone is noise).
+    this.#poolSamples += samples;
+    this.#poolLost += this.#lost;
+    if (this.#poolSamples >= 64) {
+      this.#history.push(this.#poolLost / this.#poolSamples);
       if (this.#history.length > HISTORY) this.#history.shift();
+      this.#poolSamples = 0;
+      this.#poolLost = 0;
     }
     this.#delivered.push(delivered);
     if (this.#delivered.length > HISTORY) this.#delivered.shift();

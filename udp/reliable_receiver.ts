@@ -330,7 +330,7 @@ export class ReliableReceiver {
   handleTimeout(now: number): void {
     if (
       (this.#phase === "receiving" || this.#phase === "verifying") &&
-      now - this.#lastHeard >= this.#idleTimeout
+      now >= this.#lastHeard + this.#idleTimeout
     ) {
       this.#phase = "closed";
       this.#events.push({ type: "expired" });

@@ -155,18 +155,20 @@ async function drive(
   let socketError: unknown;
   // One receive loop for the socket's lifetime (never race receive() against a timer).
   const receiving = (async () => {
-    const buf = new Uint8Array(65536);
     for (;;) {
-      let datagram: Uint8Array;
-      let from: NetAddr;
+      let batch: Array<[Uint8Array, NetAddr]>;
       try {
-        [datagram, from] = await socket.receive(buf);
+        batch = await socket.receiveBatch();
       } catch (error) {
         socketError = error;
         break;
       }
-      if (from.port !== server.port || !sameHost(from.hostname, server.hostname)) continue;
-      sender.handle(clock(), datagram);
+      const now = clock();
+      for (const [datagram, from] of batch) {
+        if (from.port === server.port && sameHost(from.hostname, server.hostname)) {
+          sender.handle(now, datagram);
+        }
+      }
       const w = wake;
       wake = undefined;
       w?.();

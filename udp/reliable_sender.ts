@@ -140,6 +140,8 @@ export class ReliableSender {
   #rtt: RttEstimator;
   #rate: RateController;
   #handshakeDeadline: number;
+  #handshakeTimeout: number;
+  #maxWindow: number;
   #idleTimeout: number;
   #finTimeout: number;
   #helloDue: number;
@@ -192,13 +194,15 @@ export class ReliableSender {
       datagramBytes: DATA_HEADER_SIZE + options.chunkSize,
       ...options.rate,
     });
-    this.#handshakeDeadline = now + (options.handshakeTimeoutMs ?? 10_000);
+    this.#handshakeTimeout = options.handshakeTimeoutMs ?? 10_000;
+    this.#handshakeDeadline = now + this.#handshakeTimeout;
     this.#idleTimeout = options.idleTimeoutMs ?? 15_000;
     this.#finTimeout = options.finTimeoutMs ?? 15_000;
     this.#helloDue = now;
     this.#lastHeard = now;
+    this.#maxWindow = Math.max(1, Math.floor(options.maxWindow ?? 65536));
     let cap = 16;
-    while (cap < (options.maxWindow ?? 65536)) cap *= 2;
+    while (cap < this.#maxWindow) cap *= 2;
     this.#cap = cap;
     this.#mask = cap - 1;
     this.#state = new Uint8Array(cap);
@@ -485,7 +489,7 @@ export class ReliableSender {
   #cwnd(): number {
     const rttMs = Math.max(this.#rtt.samples > 0 ? this.#rtt.srtt : 1, 1);
     const bdp = (this.#rate.rate * rttMs) / 1000 / this.chunkSize;
-    return Math.min(this.#cap, this.#rwnd, Math.max(16, Math.ceil(2 * bdp) + 8));
+    return Math.min(this.#maxWindow, this.#rwnd, Math.max(16, Math.ceil(2 * bdp) + 8));
   }
 
   /** The next retransmission candidate, dropping stale entries. */
@@ -545,7 +549,7 @@ export class ReliableSender {
     let seq = this.#peekRetx();
     const retransmit = seq >= 0;
     if (!retransmit) {
-      const limit = this.#cum + Math.min(this.#rwnd, this.#cap);
+      const limit = this.#cum + Math.min(this.#rwnd, this.#maxWindow);
       if (this.#nextNew >= this.chunks || this.#nextNew >= limit) return undefined;
       seq = this.#nextNew;
     }
@@ -581,7 +585,8 @@ export class ReliableSender {
   #pacedOnly(now: number): number | undefined {
     if (this.#phase !== "transfer") return undefined;
     const retx = this.#peekRetx();
-    const hasNew = this.#nextNew < this.chunks && this.#nextNew < this.#cum + Math.min(this.#rwnd, this.#cap);
+    const hasNew = this.#nextNew < this.chunks &&
+      this.#nextNew < this.#cum + Math.min(this.#rwnd, this.#maxWindow);
     if (retx < 0 && !hasNew) return undefined;
     if (this.#inflight >= this.#cwnd()) return undefined;
     const seq = retx >= 0 ? retx : this.#nextNew;
@@ -617,14 +622,12 @@ export class ReliableSender {
       case "handshake":
         if (now >= this.#handshakeDeadline) {
           this.#fail(
-            `no answer from the receiver within ${
-              (this.#handshakeDeadline - (this.#helloFirstSent || now)) / 1000
-            } s`,
+            `no answer from the receiver within ${this.#handshakeTimeout / 1000} s`,
           );
         }
         return;
       case "transfer":
-        if (now - this.#lastHeard >= this.#idleTimeout) {
+        if (now >= this.#lastHeard + this.#idleTimeout) {
           this.#fail(`the receiver went silent for ${this.#idleTimeout / 1000} s`);
           return;
         }

@@ -177,79 +177,88 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     for (const [key, entry] of finished) if (entry.until < now) finished.delete(key);
   }, Math.max(10, Math.min(1000, idleTimeoutMs / 4)));
 
-  const done = (async () => {
-    const buffer = new Uint8Array(65536);
-    while (!stopping) {
-      let datagram: Uint8Array;
-      let from: NetAddr;
+  /** One classic datagram. */
+  const handleClassic = async (datagram: Uint8Array, from: NetAddr) => {
+    const key = formatAddr(from);
+    let decoded;
+    try {
+      decoded = decodeClassicDatagram(datagram);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        emit({ event: "ignored", transport: "udp", from: key, reason: error.message });
+        return;
+      }
+      throw error;
+    }
+    const lingering = finished.get(key);
+    if (lingering) {
+      // A repeated end marker means our reply was lost: send it again.
+      if (decoded.kind === "end") await sendReply(from, lingering.reply);
+      return;
+    }
+    let session = sessions.get(key);
+    if (!session) {
       try {
-        [datagram, from] = await socket.receive(buffer);
+        session = {
+          from,
+          key,
+          assembler: new ClassicAssembler({ maxBytes }),
+          spool: new ReceivingFile(options.outDir, receivedName("udp", CLASSIC_UDP_SENT_NAME)),
+          hash: createHash("sha256"),
+          watch: new Stopwatch(),
+          lastSeen: performance.now(),
+        };
+      } catch (error) {
+        const text = withContext("cannot store the file", error).message;
+        emit({ event: "failed", transport: "udp", from: key, error: text, bytes: 0 });
+        const reply = new TextEncoder().encode(`ERROR: ${text}`);
+        finished.set(key, { reply, until: performance.now() + LINGER_MS });
+        await sendReply(from, reply);
+        if (options.once) stop();
+        return;
+      }
+      sessions.set(key, session);
+      emit({ event: "connection", transport: "udp", from: key });
+    }
+    session.lastSeen = performance.now();
+    const action = session.assembler.accept(decoded);
+    if (action.action === "store") {
+      try {
+        session.spool.writeAt(action.payload, action.spoolOffset);
+      } catch (error) {
+        await finalize(session, withContext("write failed", error).message);
+        return;
+      }
+      if (session.assembler.spoolIsFile) session.hash.update(action.payload);
+    } else if (action.action === "ignore") {
+      emit({ event: "ignored", transport: "udp", from: key, reason: action.reason });
+    } else if (action.action === "reject") {
+      await finalize(session, `refused: ${action.reason}`);
+    } else if (action.action === "end") {
+      await finalize(session);
+    }
+  };
+
+  const done = (async () => {
+    while (!stopping) {
+      let batch: Array<[Uint8Array, NetAddr]>;
+      try {
+        batch = await socket.receiveBatch();
       } catch {
         break; // socket closed
       }
-      if (isReliableDatagram(datagram)) {
-        reliable.handle(performance.now(), datagram, from);
+      let reliableSeen = false;
+      for (const [datagram, from] of batch) {
+        if (isReliableDatagram(datagram)) {
+          reliable.handle(performance.now(), datagram, from);
+          reliableSeen = true;
+        } else {
+          await handleClassic(datagram, from);
+        }
+      }
+      if (reliableSeen) {
         await flushReliable();
         scheduleReliable();
-        continue;
-      }
-      const key = formatAddr(from);
-      let decoded;
-      try {
-        decoded = decodeClassicDatagram(datagram);
-      } catch (error) {
-        if (error instanceof ProtocolError) {
-          emit({ event: "ignored", transport: "udp", from: key, reason: error.message });
-          continue;
-        }
-        throw error;
-      }
-      const lingering = finished.get(key);
-      if (lingering) {
-        // A repeated end marker means our reply was lost: send it again.
-        if (decoded.kind === "end") await sendReply(from, lingering.reply);
-        continue;
-      }
-      let session = sessions.get(key);
-      if (!session) {
-        try {
-          session = {
-            from,
-            key,
-            assembler: new ClassicAssembler({ maxBytes }),
-            spool: new ReceivingFile(options.outDir, receivedName("udp", CLASSIC_UDP_SENT_NAME)),
-            hash: createHash("sha256"),
-            watch: new Stopwatch(),
-            lastSeen: performance.now(),
-          };
-        } catch (error) {
-          const text = withContext("cannot store the file", error).message;
-          emit({ event: "failed", transport: "udp", from: key, error: text, bytes: 0 });
-          finished.set(key, {
-            reply: new TextEncoder().encode(`ERROR: ${text}`),
-            until: performance.now() + LINGER_MS,
-          });
-          continue;
-        }
-        sessions.set(key, session);
-        emit({ event: "connection", transport: "udp", from: key });
-      }
-      session.lastSeen = performance.now();
-      const action = session.assembler.accept(decoded);
-      if (action.action === "store") {
-        try {
-          session.spool.writeAt(action.payload, action.spoolOffset);
-        } catch (error) {
-          await finalize(session, withContext("write failed", error).message);
-          continue;
-        }
-        if (session.assembler.spoolIsFile) session.hash.update(action.payload);
-      } else if (action.action === "ignore") {
-        emit({ event: "ignored", transport: "udp", from: key, reason: action.reason });
-      } else if (action.action === "reject") {
-        await finalize(session, `refused: ${action.reason}`);
-      } else if (action.action === "end") {
-        await finalize(session);
       }
     }
     clearInterval(sweeper);
