@@ -44,3 +44,31 @@ export {
 } from "./shared/runtime.ts";
 export { RangeSet } from "./shared/range_set.ts";
 export { VERSION } from "./shared/version.ts";
+export { type ReliableClientEvent, type ReliableSendOptions, sendFileReliable } from "./udp/reliable_send.ts";
+export { type Outgoing, type ReliableServeOptions, ReliableSessions } from "./udp/reliable_serve.ts";
+export {
+  ReliableSender,
+  type SenderEvent,
+  type SenderOptions,
+  type SenderPhase,
+  type SenderStats,
+  type SenderTransmit,
+} from "./udp/reliable_sender.ts";
+export {
+  type ReceiverEvent,
+  type ReceiverOptions,
+  type ReceiverPhase,
+  type ReceiverStats,
+  ReliableReceiver,
+} from "./udp/reliable_receiver.ts";
+export { DEFAULT_RATE_CONFIG, type RateConfig, RateController } from "./udp/rate_control.ts";
+export { DEFAULT_RTT_CONFIG, type RttConfig, RttEstimator } from "./udp/rtt.ts";
+export {
+  type Delivery,
+  Impairment,
+  type ImpairmentConfig,
+  type ImpairmentCounters,
+  NO_IMPAIRMENT,
+} from "./udp/impairment.ts";
+export * from "./shared/protocol_reliable.ts";
+export { seededRandom } from "./shared/rng.ts";

@@ -72,7 +72,9 @@ export const ReliableStatus = {
 
 /** Opens a session. */
 export interface HelloMsg {
+  /** Message type. */
   type: typeof MsgType.HELLO;
+  /** Session id. */
   session: number;
   /** Payload bytes per DATA datagram (the last may be shorter). */
   chunkSize: number;
@@ -84,7 +86,9 @@ export interface HelloMsg {
 
 /** Accepts or rejects a session. */
 export interface AcceptMsg {
+  /** Message type. */
   type: typeof MsgType.ACCEPT;
+  /** Session id. */
   session: number;
   /** {@linkcode ReliableStatus}: OK accepts, anything else rejects. */
   status: number;
@@ -96,7 +100,9 @@ export interface AcceptMsg {
 
 /** One chunk of the file. */
 export interface DataMsg {
+  /** Message type. */
   type: typeof MsgType.DATA;
+  /** Session id. */
   session: number;
   /** Chunk index: the payload belongs at `seq × chunkSize`. */
   seq: number;
@@ -106,7 +112,9 @@ export interface DataMsg {
 
 /** Acknowledges chunks. */
 export interface AckMsg {
+  /** Message type. */
   type: typeof MsgType.ACK;
+  /** Session id. */
   session: number;
   /** Every chunk below this index has arrived. */
   cumulative: number;
@@ -126,7 +134,9 @@ export const NO_CHUNK = 0xffffffff;
 
 /** Says the sender is done; carries what the receiver must verify. */
 export interface FinMsg {
+  /** Message type. */
   type: typeof MsgType.FIN;
+  /** Session id. */
   session: number;
   /** Number of chunks. */
   chunks: number;
@@ -138,7 +148,9 @@ export interface FinMsg {
 
 /** The receiver's final word. */
 export interface DoneMsg {
+  /** Message type. */
   type: typeof MsgType.DONE;
+  /** Session id. */
   session: number;
   /** {@linkcode ReliableStatus}. */
   status: number;
@@ -156,7 +168,9 @@ export interface DoneMsg {
 
 /** Ends a session early. */
 export interface AbortMsg {
+  /** Message type. */
   type: typeof MsgType.ABORT;
+  /** Session id. */
   session: number;
   /** {@linkcode ReliableStatus} explaining why. */
   status: number;

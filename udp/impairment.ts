@@ -86,7 +86,9 @@ export interface ImpairmentCounters {
 
 /** Applies an {@linkcode ImpairmentConfig} to datagrams, deterministically for a given random source. */
 export class Impairment {
+  /** The impairment applied (defaults filled in). */
   readonly config: ImpairmentConfig;
+  /** What it did so far. */
   readonly counters: ImpairmentCounters = {
     in: 0,
     out: 0,

@@ -69,21 +69,28 @@ export interface ReceiverStats {
   ignored: number;
 }
 
-type Phase = "receiving" | "verifying" | "done" | "closed";
+/** The receiver's phases. */
+export type ReceiverPhase = "receiving" | "verifying" | "done" | "closed";
 
 /** While there are holes, ACK after this many datagrams (instead of every `ackEvery`). */
 const URGENT_ACK_EVERY = 4;
 
 /** Sans-I/O reliable UDP receiver for one session. */
 export class ReliableReceiver {
+  /** Session id. */
   readonly session: number;
+  /** Payload bytes per chunk. */
   readonly chunkSize: number;
+  /** File size in bytes. */
   readonly size: number;
+  /** Number of chunks. */
   readonly chunks: number;
+  /** Chunks the sender may have beyond the cumulative point. */
   readonly window: number;
+  /** Counters for the summary. */
   readonly stats: ReceiverStats = { chunks: 0, duplicates: 0, acksSent: 0, ignored: 0 };
 
-  #phase: Phase = "receiving";
+  #phase: ReceiverPhase = "receiving";
   #received = new RangeSet();
   #cum = 0;
   #events: ReceiverEvent[] = [];
@@ -117,7 +124,7 @@ export class ReliableReceiver {
   }
 
   /** `receiving`, `verifying`, `done` or `closed`. */
-  get phase(): Phase {
+  get phase(): ReceiverPhase {
     return this.#phase;
   }
 

@@ -112,15 +112,20 @@ const ACKED = 1;
 const INFLIGHT = 2;
 const PACKET_THRESHOLD = 3;
 
-type Phase = "handshake" | "transfer" | "closing" | "done" | "failed";
+/** The sender's phases. */
+export type SenderPhase = "handshake" | "transfer" | "closing" | "done" | "failed";
 
 /** Sans-I/O reliable UDP sender. */
 export class ReliableSender {
+  /** Session id. */
   readonly session: number;
+  /** File size in bytes. */
   readonly size: number;
+  /** Payload bytes per chunk. */
   readonly chunkSize: number;
   /** Number of chunks (0 for an empty file). */
   readonly chunks: number;
+  /** Counters for the summary. */
   readonly stats: SenderStats = {
     datagramsSent: 0,
     dataSent: 0,
@@ -135,7 +140,7 @@ export class ReliableSender {
   };
 
   #name: string;
-  #phase: Phase = "handshake";
+  #phase: SenderPhase = "handshake";
   #events: SenderEvent[] = [];
   #rtt: RttEstimator;
   #rate: RateController;
@@ -215,7 +220,7 @@ export class ReliableSender {
   }
 
   /** `handshake`, `transfer`, `closing`, `done` or `failed`. */
-  get phase(): Phase {
+  get phase(): SenderPhase {
     return this.#phase;
   }
 
