@@ -22,6 +22,7 @@ import {
   str,
   versionLine,
 } from "../shared/cli.ts";
+import { usageError } from "../shared/errors.ts";
 import { MAX_CLASSIC_BUFFER } from "../shared/protocol.ts";
 import { MAX_RELIABLE_CHUNK } from "../shared/protocol_reliable.ts";
 import { clientExitCode, failureLine, printClientEvent, printSummary } from "../shared/report.ts";
@@ -52,6 +53,8 @@ Options:
                      which original servers ignore
   --bare-marker      with --classic: the bare 4-byte end marker, byte for
                      byte like the original client
+  --rate MBIT        reliable: pace at this fixed rate in Mbit/s instead of
+                     adapting to loss and queueing (like uftp -R); default adaptive
   --timeout SECS     wait this long for the server's answers (default 5)
   --json             print the summary as one JSON object on stdout
   -h, --help         show this help
@@ -64,6 +67,15 @@ Examples:
 
 ${EXIT_CODES_HELP}`;
 
+/** Parses `--rate` (Mbit/s, 0 = adaptive) into bytes per second. */
+function parseRate(value: string): number {
+  const mbit = Number(value);
+  if (value.trim() === "" || !Number.isFinite(mbit) || mbit < 0) {
+    throw usageError(`--rate must be a number of Mbit/s (0: adaptive), got '${value}'`);
+  }
+  return (mbit * 1e6) / 8;
+}
+
 /** Runs the UDP client with command-line `argv`; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, {
@@ -74,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     classic: { type: "boolean", default: false },
     "bare-marker": { type: "boolean", default: false },
     timeout: { type: "string", default: "5" },
+    rate: { type: "string", default: "0" },
     json: { type: "boolean", default: false },
   });
   if (flags.help) return console.log(HELP), 0;
@@ -101,6 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       file,
       buffer: parseBuffer(str(flags, "buffer"), MAX_RELIABLE_CHUNK, " (65507 minus the 16-byte header)"),
       timeoutMs,
+      fixedRate: parseRate(str(flags, "rate")),
       onEvent,
     });
   printSummary(out, summary);

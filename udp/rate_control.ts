@@ -38,6 +38,8 @@ export interface RateConfig {
   burstBytes: number;
   /** Typical datagram size, to size monitor intervals. */
   datagramBytes: number;
+  /** Pace at exactly this rate (bytes per second) and never adapt; 0 adapts. */
+  fixedRate: number;
 }
 
 /** Sensible defaults: start at 8 MB/s, never below 64 KB/s. */
@@ -47,6 +49,7 @@ export const DEFAULT_RATE_CONFIG: RateConfig = {
   maxRate: 10e9,
   burstBytes: 64 * 1024,
   datagramBytes: 1412,
+  fixedRate: 0,
 };
 
 const HISTORY = 8;
@@ -78,7 +81,7 @@ export class RateController {
   /** Creates a controller starting at `now`. */
   constructor(now: number, config: Partial<RateConfig> = {}) {
     this.#config = { ...DEFAULT_RATE_CONFIG, ...config };
-    this.#rate = this.#config.initialRate;
+    this.#rate = this.#config.fixedRate > 0 ? this.#config.fixedRate : this.#config.initialRate;
     this.#tokens = this.#config.burstBytes;
     this.#lastRefill = now;
     this.#intervalStart = now;
@@ -135,6 +138,7 @@ export class RateController {
    * newly acknowledged and `lost` newly declared lost. `srtt` in ms.
    */
   onFeedback(now: number, acked: number, ackedBytes: number, lost: number, srtt: number): void {
+    if (this.#config.fixedRate > 0) return;
     if (now < this.#skipUntil) {
       this.#intervalStart = now;
       return;
@@ -171,7 +175,8 @@ export class RateController {
       this.#plateau = delivered < 1.25 * bestDelivered ? this.#plateau + 1 : 0;
       if (this.#plateau >= 3) {
         this.#startup = false;
-        this.#rate = Math.max(minRate, Math.min(this.#rate, bestDelivered / Math.max(0.5, 1 - base)));
+        const pipe = Math.max(bestDelivered, delivered) / Math.max(0.5, 1 - base);
+        this.#rate = Math.max(minRate, this.#rate * 0.5, Math.min(this.#rate, pipe));
       }
     }
     if (congested) {
@@ -186,7 +191,7 @@ export class RateController {
       // Drain the queue: pace a little under what the path delivered.
       this.#cleanStreak = 0;
       this.#congestionEvents++;
-      this.#rate = Math.max(minRate, Math.min(this.#rate * 0.9, delivered * 0.9));
+      this.#rate = Math.max(minRate, this.#rate * 0.7, Math.min(this.#rate * 0.9, delivered * 0.9));
       this.#startup = false;
       this.#skipUntil = now + Math.max(srtt, 0.5);
     } else {
@@ -228,6 +233,7 @@ export class RateController {
 
   /** A retransmission timeout: halve the rate and leave startup. */
   onTimeout(): void {
+    if (this.#config.fixedRate > 0) return;
     this.#cleanStreak = 0;
     this.#rate = Math.max(this.#config.minRate, this.#rate * 0.7);
     this.#startup = false;

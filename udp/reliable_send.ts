@@ -36,6 +36,8 @@ export interface ReliableSendOptions {
   buffer: number;
   /** Milliseconds to wait for the handshake and for the final confirmation. Default 5000. */
   timeoutMs?: number;
+  /** Fixed pacing rate in bytes per second instead of adaptive rate control. */
+  fixedRate?: number;
   /** Progress callback. */
   onEvent?: (event: ReliableClientEvent) => void;
 }
@@ -95,6 +97,7 @@ export async function sendFileReliable(options: ReliableSendOptions): Promise<Re
       handshakeTimeoutMs: timeoutMs,
       finTimeoutMs: Math.max(timeoutMs, 5000),
       idleTimeoutMs: Math.max(timeoutMs, 5000),
+      rate: options.fixedRate ? { fixedRate: options.fixedRate } : undefined,
     });
     const result = await drive(sender, socket, server, input, watch, emit);
     const seconds = watch.elapsed();

@@ -490,11 +490,16 @@ export class ReliableSender {
     }
   }
 
-  /** Chunks allowed in flight: twice the bandwidth-delay product, within the windows. */
+  /**
+   * Chunks allowed in flight: twice the bandwidth-delay product at the pacing
+   * rate, within the windows. The RTT used is at least 2 ms, because ACKs are
+   * delayed (up to 2 ms, or 16 chunks) and event loops batch their I/O: a
+   * window sized from loopback's 0.1 ms RTT would stall the sender between ACKs.
+   */
   #cwnd(): number {
-    const rttMs = Math.max(this.#rtt.samples > 0 ? this.#rtt.srtt : 1, 1);
+    const rttMs = Math.max(this.#rtt.samples > 0 ? this.#rtt.srtt : 2, 2);
     const bdp = (this.#rate.rate * rttMs) / 1000 / this.chunkSize;
-    return Math.min(this.#maxWindow, this.#rwnd, Math.max(16, Math.ceil(2 * bdp) + 8));
+    return Math.min(this.#maxWindow, this.#rwnd, Math.max(64, Math.ceil(2 * bdp) + 16));
   }
 
   /** The next retransmission candidate, dropping stale entries. */
