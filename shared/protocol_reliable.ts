@@ -125,6 +125,8 @@ export interface AckMsg {
    * 0xFFFFFFFF for none: the receiver holds it even if no range shows it.
    */
   latest: number;
+  /** Microseconds between the arrival of `latest` and this ACK (so the sender's RTT excludes it); 0 if omitted. */
+  delayMicros?: number;
   /** Chunks received above `cumulative`, as `[start, end)` ranges, ascending. */
   ranges: Array<[number, number]>;
 }
@@ -271,15 +273,16 @@ export function encodeReliable(msg: ReliableMsg): Uint8Array {
     }
     case MsgType.ACK: {
       const ranges = msg.ranges.slice(0, MAX_SACK_RANGES);
-      const out = new Uint8Array(RELIABLE_HEADER_SIZE + 13 + ranges.length * 8);
+      const out = new Uint8Array(RELIABLE_HEADER_SIZE + 17 + ranges.length * 8);
       const view = header(out, msg.type, msg.session);
       view.setUint32(12, msg.cumulative, false);
       view.setUint32(16, msg.window, false);
       view.setUint32(20, msg.latest >>> 0, false);
-      view.setUint8(24, ranges.length);
+      view.setUint32(24, Math.min(0xffffffff, Math.max(0, Math.round(msg.delayMicros ?? 0))), false);
+      view.setUint8(28, ranges.length);
       ranges.forEach(([start, end], i) => {
-        view.setUint32(25 + i * 8, start, false);
-        view.setUint32(29 + i * 8, end, false);
+        view.setUint32(29 + i * 8, start, false);
+        view.setUint32(33 + i * 8, end, false);
       });
       return seal(out);
     }
@@ -381,16 +384,16 @@ export function decodeReliable(datagram: Uint8Array): ReliableMsg {
       return { type, session, seq: view.getUint32(12, false), payload: datagram.subarray(DATA_HEADER_SIZE) };
     }
     case MsgType.ACK: {
-      need(datagram, 25, "ACK");
-      const count = view.getUint8(24);
+      need(datagram, 29, "ACK");
+      const count = view.getUint8(28);
       if (count > MAX_SACK_RANGES) throw new ProtocolError(`ACK with ${count} ranges`);
-      need(datagram, 25 + count * 8, "ACK");
+      need(datagram, 29 + count * 8, "ACK");
       const cumulative = view.getUint32(12, false);
       const ranges: Array<[number, number]> = [];
       let previous = cumulative;
       for (let i = 0; i < count; i++) {
-        const start = view.getUint32(25 + i * 8, false);
-        const end = view.getUint32(29 + i * 8, false);
+        const start = view.getUint32(29 + i * 8, false);
+        const end = view.getUint32(33 + i * 8, false);
         if (start < previous || end <= start) throw new ProtocolError("ACK ranges out of order");
         ranges.push([start, end]);
         previous = end;
@@ -401,6 +404,7 @@ export function decodeReliable(datagram: Uint8Array): ReliableMsg {
         cumulative,
         window: view.getUint32(16, false),
         latest: view.getUint32(20, false),
+        delayMicros: view.getUint32(24, false),
         ranges,
       };
     }

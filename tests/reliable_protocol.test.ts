@@ -179,9 +179,18 @@ function corpus(): Uint8Array[] {
       cumulative: 10,
       window: 4096,
       latest: 14,
+      delayMicros: 1500,
       ranges: [[12, 13], [14, 20], [25, 26]],
     }),
-    encodeReliable({ type: MsgType.ACK, session: 9, cumulative: 0, window: 1, latest: NO_CHUNK, ranges: [] }),
+    encodeReliable({
+      type: MsgType.ACK,
+      session: 9,
+      cumulative: 0,
+      window: 1,
+      latest: NO_CHUNK,
+      delayMicros: 0,
+      ranges: [],
+    }),
     encodeReliable({ type: MsgType.FIN, session: 0xdeadbeef, chunks: 89, size: 123456, digest: digestA }),
     encodeReliable({
       type: MsgType.DONE,
@@ -299,16 +308,26 @@ describe("reliable wire format: round trips", () => {
       cumulative: 0,
       window: 4096,
       latest: NO_CHUNK,
+      delayMicros: 0,
       ranges: [],
     };
-    assert.equal(roundTrip(none).bytes.length, RELIABLE_HEADER_SIZE + 13);
+    assert.equal(roundTrip(none).bytes.length, RELIABLE_HEADER_SIZE + 17);
     const ranges: Array<[number, number]> = [];
     for (let i = 0; i < MAX_SACK_RANGES; i++) ranges.push([1000 + i * 10, 1000 + i * 10 + 1 + (i % 7)]);
-    const full: AckMsg = { type: MsgType.ACK, session: 2, cumulative: 999, window: 8, latest: 1635, ranges };
+    const full: AckMsg = {
+      type: MsgType.ACK,
+      session: 2,
+      cumulative: 999,
+      window: 8,
+      latest: 1635,
+      delayMicros: 1500,
+      ranges,
+    };
     const { bytes, decoded } = roundTrip(full);
-    assert.equal(bytes.length, RELIABLE_HEADER_SIZE + 13 + 64 * 8);
+    assert.equal(bytes.length, RELIABLE_HEADER_SIZE + 17 + 64 * 8);
     assert.equal(decoded.ranges.length, 64);
     assert.equal(decoded.latest, 1635);
+    assert.equal(decoded.delayMicros, 1500);
     // A range may start right at the cumulative point and ranges may touch.
     roundTrip<AckMsg>({
       type: MsgType.ACK,
@@ -316,7 +335,59 @@ describe("reliable wire format: round trips", () => {
       cumulative: 5,
       window: 0,
       latest: 0,
+      delayMicros: 0xffffffff,
       ranges: [[5, 6], [6, 9], [0xfffffffe, 0xffffffff]],
+    });
+  });
+
+  test("ACK `delayMicros`: u32 at offset 24 after `latest`, range count at 28, ranges from 29", () => {
+    for (const delayMicros of [0, 1, 1500, 250_000, 0x80000000, 0xffffffff]) {
+      const msg: AckMsg = {
+        type: MsgType.ACK,
+        session: 0x0badf00d,
+        cumulative: 100,
+        window: 512,
+        latest: 107,
+        delayMicros,
+        ranges: [[102, 104], [107, 108]],
+      };
+      const { bytes, decoded } = roundTrip(msg);
+      assert.equal(decoded.delayMicros, delayMicros);
+      assert.equal(bytes.length, 29 + 2 * 8);
+      const v = view(bytes);
+      assert.equal(v.getUint32(12, false), 100, "cumulative at 12");
+      assert.equal(v.getUint32(16, false), 512, "window at 16");
+      assert.equal(v.getUint32(20, false), 107, "latest at 20");
+      assert.equal(v.getUint32(24, false), delayMicros, "delayMicros at 24, big-endian");
+      assert.equal(bytes[28], 2, "range count at 28");
+      assert.deepEqual(
+        [v.getUint32(29, false), v.getUint32(33, false), v.getUint32(37, false), v.getUint32(41, false)],
+        [102, 104, 107, 108],
+        "ranges at 29 + i*8",
+      );
+    }
+    // Omitted when encoding: written as 0, and always present when decoding.
+    const omitted = encodeReliable({
+      type: MsgType.ACK,
+      session: 4,
+      cumulative: 0,
+      window: 1,
+      latest: NO_CHUNK,
+      ranges: [],
+    });
+    assert.equal(omitted.length, 29);
+    assert.equal(view(omitted).getUint32(24, false), 0);
+    const decoded = decodeReliable(omitted) as AckMsg;
+    assert.ok("delayMicros" in decoded, "decoded ACKs always carry delayMicros");
+    assert.equal(decoded.delayMicros, 0);
+    assert.deepEqual(decoded, {
+      type: MsgType.ACK,
+      session: 4,
+      cumulative: 0,
+      window: 1,
+      latest: NO_CHUNK,
+      delayMicros: 0,
+      ranges: [],
     });
   });
 
@@ -409,6 +480,7 @@ describe("reliable wire format: rejection of damaged and malformed datagrams", (
         cumulative: 3,
         window: 64,
         latest: 9,
+        delayMicros: 1500,
         ranges: [[5, 6], [9, 12]],
       }),
       encodeReliable({
@@ -504,21 +576,29 @@ describe("reliable wire format: rejection of damaged and malformed datagrams", (
   test("ACK with more than 64 ranges, or fewer bytes than its count says", () => {
     const ranges: Array<[number, number]> = [];
     for (let i = 0; i < MAX_SACK_RANGES; i++) ranges.push([2 * i + 1, 2 * i + 2]);
-    const ok = encodeReliable({ type: MsgType.ACK, session: 1, cumulative: 0, window: 8, latest: 1, ranges });
+    const ok = encodeReliable({
+      type: MsgType.ACK,
+      session: 1,
+      cumulative: 0,
+      window: 8,
+      latest: 1,
+      delayMicros: 1500,
+      ranges,
+    });
     decodeReliable(ok);
     for (const count of [65, 100, 255]) {
-      const big = new Uint8Array(25 + count * 8);
+      const big = new Uint8Array(29 + count * 8);
       big.set(ok);
       for (let i = MAX_SACK_RANGES; i < count; i++) {
-        view(big).setUint32(25 + i * 8, 2 * i + 1, false);
-        view(big).setUint32(29 + i * 8, 2 * i + 2, false);
+        view(big).setUint32(29 + i * 8, 2 * i + 1, false);
+        view(big).setUint32(33 + i * 8, 2 * i + 2, false);
       }
-      big[24] = count;
+      big[28] = count;
       rejects(reseal(big), /ranges/, `${count} ranges`);
     }
     // The count promises more ranges than the datagram holds.
-    rejects(reseal(patched(ok, (d) => (d[24] = 3)).slice(0, 25 + 2 * 8)), /shorter/);
-    const short = reseal(ok.slice(0, 25 + 10 * 8));
+    rejects(reseal(patched(ok, (d) => (d[28] = 3)).slice(0, 29 + 2 * 8)), /shorter/);
+    const short = reseal(ok.slice(0, 29 + 10 * 8));
     rejects(short, /shorter/);
   });
 
@@ -581,7 +661,7 @@ describe("reliable wire format: rejection of damaged and malformed datagrams", (
       [MsgType.HELLO]: 26,
       [MsgType.ACCEPT]: 20,
       [MsgType.DATA]: 16,
-      [MsgType.ACK]: 25,
+      [MsgType.ACK]: 29,
       [MsgType.FIN]: 24 + DIGEST_SIZE,
       [MsgType.DONE]: 63,
       [MsgType.ABORT]: 15,
@@ -741,6 +821,7 @@ describe("reliable wire format: seeded fuzz", () => {
       // Keep length fields small often enough to reach the end of the parsers.
       if (d.length > 25 && random() < 0.5) d[24] = int(4);
       if (d.length > 25 && random() < 0.3) d[25] = int(8);
+      if (d.length > 29 && random() < 0.5) d[28] = int(4); // ACK range count
       if (d.length > 20 && random() < 0.3) {
         d[18] = 0;
         d[19] = int(8);
@@ -777,11 +858,15 @@ describe("reliable wire format: seeded fuzz", () => {
             d = longer;
             break;
           }
-          case 4:
-            if (d.length >= 26) view(d).setUint16(12 + 2 * int(7), int(0x10000), false);
+          case 4: {
+            const offset = 12 + 2 * int(9); // through the ACK range count at 28
+            if (d.length >= offset + 2) view(d).setUint16(offset, int(0x10000), false);
             break;
-          default:
-            if (d.length >= 24) view(d).setUint32(12 + 4 * int(3), [0, 1, 64, 65, 0xffffffff][int(5)], false);
+          }
+          default: {
+            const offset = 12 + 4 * int(4); // through the ACK's delayMicros at 24
+            if (d.length >= offset + 4) view(d).setUint32(offset, [0, 1, 64, 65, 0xffffffff][int(5)], false);
+          }
         }
       }
       if (d.length >= RELIABLE_HEADER_SIZE && random() < 0.8) reseal(d);
@@ -845,7 +930,15 @@ describe("reliable wire format: seeded fuzz", () => {
             ranges.push([next, end]);
             next = end + 1 + int(20);
           }
-          msg = { type: MsgType.ACK, session: u32(), cumulative, window: u32(), latest: u32(), ranges };
+          msg = {
+            type: MsgType.ACK,
+            session: u32(),
+            cumulative,
+            window: u32(),
+            latest: u32(),
+            delayMicros: [0, 1500, 0xffffffff, int(1_000_000), u32()][int(5)],
+            ranges,
+          };
           break;
         }
         case MsgType.FIN: {

@@ -61,6 +61,7 @@ export class RateController {
   #config: RateConfig;
   #rate: number;
   #tokens: number;
+  #blocked = false;
   #lastRefill: number;
   #startup = true;
   #intervalStart: number;
@@ -113,10 +114,27 @@ export class RateController {
     this.#tokens = Math.min(this.#config.burstBytes, this.#tokens + (this.#rate * elapsed) / 1000);
   }
 
+  /**
+   * Bytes that must be available before sending resumes once the pacer has
+   * blocked: up to 200 µs of data at the current rate (at most 16
+   * datagrams, within the burst) instead of one datagram, so a fast sender
+   * wakes once per quantum rather than once per datagram, while a slow one
+   * still sends datagram by datagram. The rate is unchanged; only its
+   * granularity is.
+   */
+  #need(bytes: number): number {
+    const one = Math.min(bytes, this.#config.burstBytes);
+    if (!this.#blocked) return one;
+    const quantum = Math.min(16 * this.#config.datagramBytes, this.#config.burstBytes, this.#rate * 0.0002);
+    return Math.max(one, quantum);
+  }
+
   /** Whether `bytes` may be sent at `now`. */
   canSend(now: number, bytes: number): boolean {
     this.#refill(now);
-    return this.#tokens + 1e-6 >= Math.min(bytes, this.#config.burstBytes);
+    const ok = this.#tokens + 1e-6 >= this.#need(bytes);
+    this.#blocked = !ok;
+    return ok;
   }
 
   /** Records that `bytes` were sent at `now`. */
@@ -128,7 +146,7 @@ export class RateController {
   /** The earliest time `bytes` may be sent. */
   nextSendTime(now: number, bytes: number): number {
     this.#refill(now);
-    const missing = Math.min(bytes, this.#config.burstBytes) - this.#tokens;
+    const missing = this.#need(bytes) - this.#tokens;
     // A microsecond of slack so that canSend() is true at the returned time despite rounding.
     return missing <= 0 ? now : now + (missing * 1000) / this.#rate + 1e-3;
   }

@@ -107,6 +107,7 @@ export class ReliableReceiver {
   #finDigest: Uint8Array | undefined;
   #done: Uint8Array | undefined;
   #latest = NO_CHUNK;
+  #latestAt = 0;
 
   /** Creates the receiver at `now`, with an ACCEPT queued. */
   constructor(now: number, options: ReceiverOptions) {
@@ -208,6 +209,7 @@ export class ReliableReceiver {
       return;
     }
     this.#latest = seq;
+    this.#latestAt = now;
     if (seq >= this.#cum + this.window) {
       this.stats.ignored++; // beyond the window we granted
       this.#latest = NO_CHUNK;
@@ -284,11 +286,11 @@ export class ReliableReceiver {
     const control = this.#control.shift();
     if (control) return control;
     if (this.#phase !== "receiving" && this.#phase !== "verifying") return undefined;
-    if (this.#ackNow || now >= this.#ackDue) return this.#ack();
+    if (this.#ackNow || now >= this.#ackDue) return this.#ack(now);
     return undefined;
   }
 
-  #ack(): Uint8Array {
+  #ack(now: number): Uint8Array {
     this.#ackNow = false;
     this.#ackDue = Infinity;
     this.#unacked = 0;
@@ -299,6 +301,7 @@ export class ReliableReceiver {
       cumulative: this.#cum,
       window: this.window,
       latest: this.#latest,
+      delayMicros: this.#latest === NO_CHUNK ? 0 : (now - this.#latestAt) * 1000,
       ranges: this.#sackRanges(),
     };
     this.#latest = NO_CHUNK;

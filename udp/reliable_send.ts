@@ -243,17 +243,19 @@ async function drive(
       const deadline = sender.pollTimeout(clock());
       const delay = deadline === undefined ? 50 : deadline - clock();
       if (delay <= 0) continue;
+      if (delay < 1) {
+        // The pacer's sub-millisecond gaps: sleep (not spin, which would steal
+        // the CPU the receiver and the kernel's network path need) and let
+        // pending I/O run; how precisely depends on the runtime.
+        await runtime.pause(delay);
+        continue;
+      }
       await new Promise<void>((resolve) => {
-        wake = resolve;
-        if (delay < 1) {
-          setImmediate(resolve);
-        } else {
-          const timer = setTimeout(resolve, delay);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        }
+        const timer = setTimeout(resolve, delay);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
       wake = undefined;
     }

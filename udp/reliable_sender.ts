@@ -106,6 +106,12 @@ export interface SenderStats {
   ignored: number;
   /** Retransmissions found unnecessary (the original arrived). */
   spurious: number;
+  /** Times sending stopped for the pacer (diagnostics). */
+  paceLimited: number;
+  /** Times sending stopped for the congestion window (diagnostics). */
+  windowLimited: number;
+  /** Times sending stopped for the receiver's window (diagnostics). */
+  flowLimited: number;
 }
 
 const ACKED = 1;
@@ -137,6 +143,9 @@ export class ReliableSender {
     wireBytes: 0,
     ignored: 0,
     spurious: 0,
+    paceLimited: 0,
+    windowLimited: 0,
+    flowLimited: 0,
   };
 
   #name: string;
@@ -307,8 +316,9 @@ export class ReliableSender {
         this.#maybeClose(now);
         return;
       case MsgType.ACK:
-        if (this.#phase === "transfer") this.#onAck(now, msg.cumulative, msg.window, msg.latest, msg.ranges);
-        else this.stats.acksReceived++;
+        if (this.#phase === "transfer") {
+          this.#onAck(now, msg.cumulative, msg.window, msg.latest, (msg.delayMicros ?? 0) / 1000, msg.ranges);
+        } else this.stats.acksReceived++;
         return;
       case MsgType.DONE: {
         if (this.#phase !== "closing") return;
@@ -382,6 +392,7 @@ export class ReliableSender {
     cumulative: number,
     window: number,
     latest: number,
+    ackDelay: number,
     ranges: Array<[number, number]>,
   ): void {
     this.stats.acksReceived++;
@@ -403,9 +414,19 @@ export class ReliableSender {
     while (this.#cum < this.#nextNew && (this.#state[this.#slot(this.#cum)] & ACKED)) this.#cum++;
     this.#sacked.dropBelow(this.#cum);
     this.#rwnd = Math.max(1, window);
-    if (acc.sampleOrder >= 0) {
-      this.#rtt.sample(now - acc.sampleSentAt);
-      this.#rate.onRttSample(now - acc.sampleSentAt);
+    // The RTT sample: from the chunk that triggered the ACK, minus the
+    // receiver's ACK delay (as QUIC does), when that chunk was sent once;
+    // else from the newest chunk sent once that this ACK acknowledged.
+    let sample = acc.sampleOrder >= 0 ? now - acc.sampleSentAt : -1;
+    if (latest !== NO_CHUNK && latest >= base && latest < this.#nextNew) {
+      const slot = this.#slot(latest);
+      if (this.#txCount[slot] === 1 && this.#txOrder[slot] === acc.sampleOrder) {
+        sample = Math.max(now - this.#sentAt[slot] - ackDelay, 0.001);
+      }
+    }
+    if (sample >= 0) {
+      this.#rtt.sample(sample);
+      this.#rate.onRttSample(sample);
     }
     const lost = this.#detectLosses(now);
     this.#rate.onFeedback(now, acc.count, acc.bytes, lost, this.#rtt.srtt);
@@ -560,13 +581,23 @@ export class ReliableSender {
     const retransmit = seq >= 0;
     if (!retransmit) {
       const limit = this.#cum + Math.min(this.#rwnd, this.#maxWindow);
-      if (this.#nextNew >= this.chunks || this.#nextNew >= limit) return undefined;
+      if (this.#nextNew >= this.chunks) return undefined;
+      if (this.#nextNew >= limit) {
+        this.stats.flowLimited++;
+        return undefined;
+      }
       seq = this.#nextNew;
     }
-    if (this.#inflight >= this.#cwnd()) return undefined;
+    if (this.#inflight >= this.#cwnd()) {
+      this.stats.windowLimited++;
+      return undefined;
+    }
     const length = this.chunkLength(seq);
     const wire = DATA_HEADER_SIZE + length;
-    if (!this.#rate.canSend(now, wire)) return undefined;
+    if (!this.#rate.canSend(now, wire)) {
+      this.stats.paceLimited++;
+      return undefined;
+    }
     const slot = this.#slot(seq);
     if (retransmit) {
       this.#retxHead++;
