@@ -9,6 +9,8 @@
 
 import { parseArgs } from "node:util";
 import { describeError, ExitCode, usageError } from "./errors.ts";
+import { ProgressBar } from "./progress.ts";
+import { runtime } from "./runtime.ts";
 import { VERSION } from "./version.ts";
 
 /** A flag definition for {@linkcode parseFlags}. */
@@ -25,7 +27,8 @@ export interface FlagSpec {
 export type FlagValues = Record<string, string | boolean | undefined>;
 
 /**
- * Parses `argv` against `spec` (plus `--help` and `--version`). Throws a
+ * Parses `argv` against `spec` (plus `--help`, `--version`, `-q/--quiet` and
+ * `--no-color`). Throws a
  * usage {@linkcode CliError} for unknown flags, missing values and
  * positional arguments.
  */
@@ -34,6 +37,8 @@ export function parseFlags(argv: string[], spec: Record<string, FlagSpec>): Flag
     ...spec,
     help: { type: "boolean", short: "h" } as FlagSpec,
     version: { type: "boolean", short: "V" } as FlagSpec,
+    quiet: { type: "boolean", short: "q" } as FlagSpec,
+    "no-color": { type: "boolean" } as FlagSpec,
   };
   try {
     const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -95,19 +100,77 @@ export function pythonAddr(hostPort: string): string {
   return match ? `('${match[1].replace(/^::ffff:/, "")}', ${match[2]})` : hostPort;
 }
 
-/** Where an entry point writes: human lines, or one JSON object per line. */
+/** How an entry point should print. */
+export interface OutputOptions {
+  /** One JSON object per line on stdout instead of human text. */
+  json?: boolean;
+  /** No progress lines or bars: only results, warnings and errors. */
+  quiet?: boolean;
+  /** ANSI colour on the human lines. */
+  color?: boolean;
+  /** Progress bars on stderr. */
+  progress?: boolean;
+}
+
+const ANSI = { green: "32", red: "31", yellow: "33", cyan: "36", bold: "1", dim: "2" } as const;
+
+/**
+ * Where an entry point writes. Results (a client's summary block, a server's
+ * saved files) go to stdout; logs (the `[*]` lines), progress bars and
+ * warnings go to stderr. `--json` turns stdout into JSON lines and silences
+ * logs; `-q/--quiet` silences logs and bars. Colour only on a terminal, and
+ * never with `NO_COLOR` or `--no-color`.
+ */
 export class Output {
   /** Whether `--json` was given. */
   readonly json: boolean;
+  /** Whether `-q/--quiet` was given. */
+  readonly quiet: boolean;
+  /** Whether lines are coloured. */
+  readonly color: boolean;
+  #progress: boolean;
+  #bars = new Map<string, ProgressBar>();
 
-  /** Creates an output for human text or JSON lines. */
-  constructor(json: boolean) {
-    this.json = json;
+  /** Creates an output; see {@linkcode Output.fromFlags} for the usual way. */
+  constructor(options: OutputOptions = {}) {
+    this.json = options.json ?? false;
+    this.quiet = options.quiet ?? false;
+    this.color = options.color ?? false;
+    this.#progress = (options.progress ?? false) && !this.json && !this.quiet;
   }
 
-  /** A human line on stdout (suppressed in JSON mode). */
-  line(text: string): void {
-    if (!this.json) console.log(text);
+  /** The output for parsed flags: `--json`, `-q/--quiet`, `--no-color`, and whether stderr is a terminal. */
+  static fromFlags(flags: FlagValues): Output {
+    const terminal = runtime.isTerminal("stderr");
+    return new Output({
+      json: flags.json === true,
+      quiet: flags.quiet === true,
+      color: terminal && flags["no-color"] !== true && !runtime.noColor,
+      progress: terminal,
+    });
+  }
+
+  /** Wraps `text` in an ANSI style when colour is on. */
+  paint(style: keyof typeof ANSI, text: string): string {
+    return this.color ? `\x1b[${ANSI[style]}m${text}\x1b[0m` : text;
+  }
+
+  #clearBars(): void {
+    for (const bar of this.#bars.values()) bar.finish();
+  }
+
+  /** A log line on stderr (the original's `[*] …` lines); silent with `--json` or `--quiet`. */
+  log(text: string): void {
+    if (this.json || this.quiet) return;
+    this.#clearBars();
+    console.error(text.replace(/^\[\*\]/, this.paint("cyan", "[*]")));
+  }
+
+  /** A result line on stdout (summary blocks, saved files); silent with `--json`. */
+  result(text: string): void {
+    if (this.json) return;
+    this.#clearBars();
+    console.log(text);
   }
 
   /** A JSON object on stdout (JSON mode only). */
@@ -115,9 +178,34 @@ export class Output {
     if (this.json) console.log(JSON.stringify(value));
   }
 
-  /** A warning on stderr, in both modes. */
+  /** A warning on stderr, in every mode. */
   warn(text: string): void {
-    console.error(`[!] ${text}`);
+    this.#clearBars();
+    console.error(`${this.paint("yellow", "[!]")} ${text}`);
+  }
+
+  /** Updates the progress bar `key` (shown on a terminal for transfers longer than a second). */
+  progress(key: string, label: string, bytes: number, total?: number): void {
+    if (!this.#progress) return;
+    let bar = this.#bars.get(key);
+    if (!bar) {
+      bar = new ProgressBar(
+        {
+          write: (text) => process.stderr.write(text),
+          columns: process.stderr.columns,
+        },
+        label,
+        performance.now(),
+      );
+      this.#bars.set(key, bar);
+    }
+    bar.update(performance.now(), bytes, total);
+  }
+
+  /** Removes the progress bar `key`. */
+  endProgress(key: string): void {
+    this.#bars.get(key)?.finish();
+    this.#bars.delete(key);
   }
 }
 
@@ -149,6 +237,12 @@ export async function runMain(name: string, main: (argv: string[]) => Promise<nu
 
 /** Re-exported for entry points' documentation of exit codes. */
 export { ExitCode };
+
+/** The options every entry point accepts, for `--help`. */
+export const COMMON_FLAGS_HELP = `  -q, --quiet           no progress lines or bars (results and errors only)
+  --no-color            no colour (also: NO_COLOR=1; colour is only used on a terminal)
+  -h, --help            show this help
+  -V, --version         show the version`;
 
 /** The exit-code table every `--help` ends with. */
 export const EXIT_CODES_HELP = `Exit codes:

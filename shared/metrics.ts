@@ -108,12 +108,12 @@ export interface ReliableSummary extends TransferSummary {
   acks: number;
   /** Transmissions declared lost, as a percentage of DATA datagrams sent. */
   lossPercent: number;
-  /** Smoothed round-trip time, ms. */
+  /** Smoothed round-trip time, ms (0 when nothing was acknowledged). */
   srttMs: number;
   /** Delivered file bytes per second ×8/10^6 (same as `mbps`). */
   goodputMbps: number;
   /** Bytes on the wire (headers and retransmissions included) ×8 / seconds / 10^6. */
   wireMbps: number;
-  /** Wire bytes beyond the file size, as a percentage of the file size. */
+  /** Wire bytes beyond the confirmed bytes, as a percentage of them (0 when nothing was confirmed). */
   overheadPercent: number;
 }

@@ -1,6 +1,7 @@
 /**
  * Human and JSON output for clients and servers, in the original scripts'
- * shape (`[*] …` lines and a summary block), shared by TCP and UDP.
+ * shape (`[*] …` lines and a summary block), shared by TCP and UDP. Logs go
+ * to stderr and results to stdout (see {@linkcode Output}).
  *
  * @module
  */
@@ -30,30 +31,33 @@ export function printClientEvent(out: Output, transport: "tcp" | "udp", event: C
   switch (event.type) {
     case "preparing": {
       const over = transport === "udp" ? " over UDP" : "";
-      out.line(
+      out.log(
         `[*] Preparing to send '${event.file}' (${event.bytes} bytes) to ${event.host}:${event.port}${over}`,
       );
-      out.line(`[*] Using buffer size of ${event.buffer} bytes`);
+      out.log(`[*] Using buffer size of ${event.buffer} bytes`);
       break;
     }
     case "connected":
-      out.line(
+      out.log(
         transport === "udp"
           ? `[*] Session accepted by ${event.host}:${event.port}`
           : `[*] Connected to ${event.host}:${event.port}`,
       );
       break;
     case "progress":
+      out.progress("send", transport === "udp" ? "sending (UDP)" : "sending", event.bytes, event.total);
       break;
     case "sent":
-      out.line(
+      out.endProgress("send");
+      out.log(
         event.packets !== undefined
           ? `[*] File '${event.file}' sent (${event.packets} packets).`
           : `[*] File '${event.file}' sent (${event.chunks} chunks).`,
       );
       break;
     case "response":
-      out.line(
+      out.endProgress("send");
+      out.log(
         `[*] Server response: ${
           event.text === "" ? "(none: the server closed without replying)" : event.text
         }`,
@@ -80,12 +84,12 @@ export function summaryRows(s: TransferSummary): SummaryRow[] {
       ["Datagrams", `${r.datagrams} sent, ${r.retransmitted} retransmitted, ${r.acks} ACKs received`],
       ["Duplicates", `${r.duplicates} received by the server`],
       ["Loss", `${r.lossPercent.toFixed(2)} % of data datagrams (observed)`],
-      ["Smoothed RTT", `${r.srttMs.toFixed(3)} ms`],
+      ["Smoothed RTT", r.srttMs > 0 ? `${r.srttMs.toFixed(3)} ms` : "n/a (no acknowledgement)"],
       [
         "Goodput",
         `${formatMbps(r.goodputMbps)} Mbps (wire ${formatMbps(r.wireMbps)} Mbps, overhead ${
-          r.overheadPercent.toFixed(1)
-        } %)`,
+          r.confirmedBytes > 0 ? `${r.overheadPercent.toFixed(1)} %` : "n/a"
+        })`,
       ],
     );
   }
@@ -135,10 +139,11 @@ export function printSummary(out: Output, s: TransferSummary): void {
     });
     return;
   }
-  if (s.verified) out.line(`[*] Verified: the server's SHA-256 matches (${s.sha256})`);
-  out.line("");
-  out.line(formatSummary(`${s.transport.toUpperCase()} Transfer Summary`, summaryRows(s)));
-  out.line(s.transport === "tcp" ? "[*] Connection closed." : "[*] Socket closed.");
+  out.endProgress("send");
+  if (s.verified) out.log(`[*] Verified: the server's SHA-256 matches (${s.sha256})`);
+  out.result("");
+  out.result(formatSummary(`${s.transport.toUpperCase()} Transfer Summary`, summaryRows(s)));
+  out.log(s.transport === "tcp" ? "[*] Connection closed." : "[*] Socket closed.");
 }
 
 /** A client's exit code for its summary. */
@@ -172,48 +177,54 @@ export function failureLine(
 
 /** Prints a server event as the original's lines, or as a JSON line. */
 export function printServerEvent(out: Output, event: ServerEvent): void {
+  if (event.event === "progress") {
+    out.progress(event.from, `receiving from ${event.from}`, event.bytes, event.total);
+    return;
+  }
   out.record(event as unknown as Record<string, unknown>);
   switch (event.event) {
     case "listening":
-      out.line(
+      out.log(
         event.transport === "tcp"
           ? `[*] Listening on ${event.host}:${event.port}`
           : `[*] UDP server listening on ${event.host}:${event.port}`,
       );
       break;
     case "connection":
-      out.line(
+      out.log(
         event.transport === "tcp"
           ? `[*] Connection established from ${pythonAddr(event.from)}`
           : `[*] Receiving packets from ${pythonAddr(event.from)}`,
       );
       break;
     case "received":
+      out.endProgress(event.from);
       if (event.complete) {
-        out.line(`[*] File received and saved as '${event.path}'.`);
-        if (event.verified) out.line(`[*] SHA-256 verified: ${event.sha256}`);
+        out.result(`[*] File received and saved as '${event.path}'.`);
+        if (event.verified) out.log(`[*] SHA-256 verified: ${event.sha256}`);
       } else {
         const p = event.packets;
         const missing = p && p.missing ? `, missing ${p.missing}` : "";
-        out.line(
+        out.result(
           `[!] File INCOMPLETE (${p?.received}/${p?.expected} packets${missing}); saved as '${event.path}'.`,
         );
       }
       break;
     case "reply":
-      out.line(
+      out.log(
         event.text.startsWith("SUCCESS")
           ? "[*] Confirmation sent to client."
           : `[*] Reply sent to client: ${event.text}`,
       );
       break;
     case "failed":
+      out.endProgress(event.from);
       if (!out.json) out.warn(`Transfer from ${pythonAddr(event.from)} failed: ${event.error}`);
       break;
     case "ignored":
       break;
     case "shutdown":
-      out.line("[*] Server shutdown.");
+      out.log("[*] Server shutdown.");
       break;
   }
 }

@@ -114,6 +114,10 @@ export interface Runtime {
    * does poll (and costs about a millisecond).
    */
   pause(ms: number): Promise<void>;
+  /** Whether the user asked for no colour (`NO_COLOR`); needs no permission on Deno. */
+  readonly noColor: boolean;
+  /** Whether standard output or standard error is a terminal. */
+  isTerminal(stream: "stdout" | "stderr"): boolean;
 }
 
 /** A word nobody notifies: `Atomics.wait` on it is a plain sleep. */
@@ -200,6 +204,8 @@ function denoRuntime(deno: AnyDeno): Runtime {
         return Promise.reject(error);
       }
     },
+    noColor: Boolean(deno.noColor),
+    isTerminal: (stream) => (stream === "stdout" ? deno.stdout : deno.stderr).isTerminal(),
     pause(ms) {
       if (ms > 0) Atomics.wait(SLEEPER, 0, 0, ms);
       const now = performance.now();
@@ -581,6 +587,8 @@ function bunRuntime(bun: AnyBun): Runtime {
     listen: (o) => bunListen(bun, o),
     connect: (o) => bunConnect(bun, o),
     listenDatagram: (o) => bunListenDatagram(bun, o),
+    noColor: Boolean(process.env.NO_COLOR),
+    isTerminal: (stream) => Boolean((stream === "stdout" ? process.stdout : process.stderr).isTTY),
     pause(ms) {
       if (ms > 0) Atomics.wait(SLEEPER, 0, 0, ms);
       return new Promise((resolve) => setImmediate(resolve));

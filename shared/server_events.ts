@@ -43,6 +43,14 @@ export type ServerEvent =
   | { event: "reply"; transport: "tcp" | "udp"; to: string; text: string }
   | { event: "failed"; transport: "tcp" | "udp"; from: string; error: string; bytes: number }
   | { event: "ignored"; transport: "udp"; from: string; reason: string }
+  | {
+    /** Bytes received so far in a transfer (for progress bars; not printed as JSON). */
+    event: "progress";
+    transport: "tcp" | "udp";
+    from: string;
+    bytes: number;
+    total?: number;
+  }
   | { event: "shutdown"; transport: "tcp" | "udp" };
 
 /** A running server. */

@@ -10,6 +10,7 @@
  */
 
 import {
+  COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
   Output,
   parseBuffer,
@@ -40,8 +41,7 @@ Options:
   --classic          the original raw-stream format, no verification
   --timeout SECS     wait this long for the server's reply (default 30)
   --json             print the summary as one JSON object on stdout
-  -h, --help         show this help
-  -V, --version      show the version
+${COMMON_FLAGS_HELP}
 
 Examples:
   deno task tcp:client --file input.jpeg
@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("tcp-client", runtime.name, runtime.version)), 0;
-  const out = new Output(flags.json === true);
+  const out = Output.fromFlags(flags);
   const host = str(flags, "host");
   const port = parsePort(str(flags, "port"), false);
   const timeoutMs = parseSeconds(str(flags, "timeout"), "timeout");

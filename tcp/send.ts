@@ -46,6 +46,7 @@ export interface TcpSendOptions {
 export type TcpClientEvent =
   | { type: "preparing"; file: string; bytes: number; host: string; port: number; buffer: number }
   | { type: "connected"; host: string; port: number }
+  | { type: "progress"; bytes: number; total: number; seconds: number }
   | { type: "sent"; file: string; chunks: number }
   | { type: "response"; text: string };
 
@@ -142,6 +143,9 @@ export async function sendFileTcp(options: TcpSendOptions): Promise<TransferSumm
           await writeAll(conn, view);
           sent += n;
           chunks++;
+          if ((chunks & 63) === 0) {
+            emit({ type: "progress", bytes: sent, total: input.size, seconds: watch.elapsed() });
+          }
         }
         const digest = hash.digest();
         if (!classic) await writeAll(conn, digest);

@@ -230,7 +230,12 @@ async function receiveFramed(
   track(file);
   const hash = createHash("sha256");
   let remaining = header.size;
+  let lastProgress = performance.now();
   while (remaining > 0) {
+    if (performance.now() - lastProgress >= 100) {
+      lastProgress = performance.now();
+      emit({ event: "progress", transport: "tcp", from, bytes: header.size - remaining, total: header.size });
+    }
     const chunk = await reader.chunk(remaining);
     if (chunk === null) {
       throw new TransferFailure(
@@ -291,7 +296,12 @@ async function receiveClassic(
   const file = new ReceivingFile(options.outDir, CLASSIC_TCP_NAME);
   track(file);
   const hash = createHash("sha256");
+  let lastProgress = performance.now();
   for (;;) {
+    if (performance.now() - lastProgress >= 100) {
+      lastProgress = performance.now();
+      emit({ event: "progress", transport: "tcp", from, bytes: file.written });
+    }
     const chunk = await reader.chunk(options.buffer);
     if (chunk === null) break;
     watchdog.touch();

@@ -10,6 +10,7 @@
  */
 
 import {
+  COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
   Output,
   parseBuffer,
@@ -40,8 +41,7 @@ Options:
   --once                exit after one transfer, like the original
   --idle-timeout SECS   drop a connection silent this long (default 30)
   --json                one JSON object per line on stdout
-  -h, --help            show this help
-  -V, --version         show the version
+${COMMON_FLAGS_HELP}
 
 Examples:
   deno task tcp:server
@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("tcp-server", runtime.name, runtime.version)), 0;
-  const out = new Output(flags.json === true);
+  const out = Output.fromFlags(flags);
   const handle = serveTcp({
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),

@@ -12,6 +12,7 @@
  */
 
 import {
+  COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
   Output,
   parseBuffer,
@@ -57,8 +58,7 @@ Options:
                      adapting to loss and queueing (like uftp -R); default adaptive
   --timeout SECS     wait this long for the server's answers (default 5)
   --json             print the summary as one JSON object on stdout
-  -h, --help         show this help
-  -V, --version      show the version
+${COMMON_FLAGS_HELP}
 
 Examples:
   deno task udp:client --file input.jpeg
@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("udp-client", runtime.name, runtime.version)), 0;
-  const out = new Output(flags.json === true);
+  const out = Output.fromFlags(flags);
   const host = str(flags, "host");
   const port = parsePort(str(flags, "port"), false);
   const timeoutMs = parseSeconds(str(flags, "timeout"), "timeout");

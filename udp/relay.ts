@@ -20,6 +20,7 @@
 
 import { lookup } from "node:dns/promises";
 import {
+  COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
   Output,
   parseFlags,
@@ -84,8 +85,7 @@ Options:
   --duration SECS      stop after this long (default: until SIGINT/SIGTERM)
   --json               one JSON object per line on stdout: a "listening"
                        event, then the "stopped" counters
-  -h, --help           show this help
-  -V, --version        show the version
+${COMMON_FLAGS_HELP}
 
 Limits: ${MAX_CLIENTS} clients at once (a client silent for ${CLIENT_IDLE_MS / 1000} s is forgotten) and
 ${MAX_HELD_DATAGRAMS} held datagrams (${MAX_HELD_BYTES >> 20} MiB); beyond them datagrams are dropped
@@ -722,7 +722,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("udp-relay", runtime.name, runtime.version)), 0;
-  const out = new Output(flags.json === true);
+  const out = Output.fromFlags(flags);
   const listen = parseHostPort(str(flags, "listen"), "listen", true);
   const target = parseHostPort(str(flags, "target"), "target", false);
   const impairment: ImpairmentConfig = {
@@ -766,8 +766,8 @@ export async function main(argv: string[]): Promise<number> {
     seed,
     impairment,
   });
-  out.line(`[*] Relay listening on ${where} -> ${to}`);
-  out.line(`[*] Impairment each way: ${describeImpairment(impairment)} (seed ${seed})`);
+  out.log(`[*] Relay listening on ${where} -> ${to}`);
+  out.log(`[*] Impairment each way: ${describeImpairment(impairment)} (seed ${seed})`);
   let reason: string;
   try {
     // relay.done settles early only when the listening socket fails: then it rejects.
@@ -778,8 +778,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const report = await relay.stop(reason);
   out.record(report as unknown as Record<string, unknown>);
-  out.line(`[*] Relay stopped (${reason}) after ${report.seconds.toFixed(1)} s.`);
-  out.line(formatReport(report));
+  out.log(`[*] Relay stopped (${reason}) after ${report.seconds.toFixed(1)} s.`);
+  out.result(formatReport(report));
   return ExitCode.OK;
 }
 

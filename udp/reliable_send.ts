@@ -131,10 +131,10 @@ export async function sendFileReliable(options: ReliableSendOptions): Promise<Re
       duplicates: result.type === "done" ? result.duplicates : 0,
       acks: stats.acksReceived,
       lossPercent: stats.dataSent === 0 ? 0 : (100 * stats.lost) / stats.dataSent,
-      srttMs: sender.srtt,
+      srttMs: sender.hasRttSample ? sender.srtt : 0,
       goodputMbps: mbps(confirmed, seconds),
       wireMbps: mbps(stats.wireBytes, seconds),
-      overheadPercent: input.size === 0 ? 0 : (100 * (stats.wireBytes - input.size)) / input.size,
+      overheadPercent: confirmed === 0 ? 0 : (100 * (stats.wireBytes - confirmed)) / confirmed,
     };
   } finally {
     try {

@@ -243,6 +243,11 @@ export class ReliableSender {
     return this.#rtt.srtt;
   }
 
+  /** Whether any RTT sample was taken (else {@linkcode srtt} is the initial RTO). */
+  get hasRttSample(): boolean {
+    return this.#rtt.samples > 0;
+  }
+
   /** Current retransmission timeout, ms. */
   get rto(): number {
     return this.#rtt.rto;

@@ -56,6 +56,7 @@ interface Session {
   hashed: number;
   watch: Stopwatch;
   finished: boolean;
+  lastProgress: number;
 }
 
 /**
@@ -244,6 +245,7 @@ export class ReliableSessions {
       hashed: 0,
       watch: new Stopwatch(),
       finished: false,
+      lastProgress: now,
     };
     this.#sessions.set(hello.session, session);
     this.#emit({ event: "connection", transport: "udp", from: session.key });
@@ -277,6 +279,11 @@ export class ReliableSessions {
         }
       }
       this.#catchUpHash(session);
+      if (!session.finished && now - session.lastProgress >= 100) {
+        session.lastProgress = now;
+        const bytes = Math.min(receiver.size, receiver.stats.chunks * receiver.chunkSize);
+        this.#emit({ event: "progress", transport: "udp", from: session.key, bytes, total: receiver.size });
+      }
     } catch (error) {
       // Disk full, file vanished…: tell the sender, keep nothing.
       const message = `ERROR: server cannot store the file: ${describeError(error).message}`;

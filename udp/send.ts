@@ -46,6 +46,7 @@ export interface UdpSendOptions {
 /** What a UDP client reports while it works. */
 export type UdpClientEvent =
   | { type: "preparing"; file: string; bytes: number; host: string; port: number; buffer: number }
+  | { type: "progress"; bytes: number; total: number; seconds: number }
   | { type: "sent"; file: string; packets: number }
   | { type: "response"; text: string };
 
@@ -119,6 +120,9 @@ export async function sendFileUdp(options: UdpSendOptions): Promise<TransferSumm
         await socket.send(datagram.subarray(0, CLASSIC_HEADER_SIZE + n), server);
         sent += n;
         packets++;
+        if ((packets & 255) === 0) {
+          emit({ type: "progress", bytes: sent, total: input.size, seconds: watch.elapsed() });
+        }
       }
     } catch (error) {
       throw withContext(`sending to ${options.host}:${port}`, error);

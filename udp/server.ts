@@ -10,6 +10,7 @@
  */
 
 import {
+  COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
   Output,
   parseBuffer,
@@ -44,8 +45,7 @@ Options:
   --once                exit after one transfer, like the original
   --idle-timeout SECS   end a silent session after this long (default 3)
   --json                one JSON object per line on stdout
-  -h, --help            show this help
-  -V, --version         show the version
+${COMMON_FLAGS_HELP}
 
 Examples:
   deno task udp:server
@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("udp-server", runtime.name, runtime.version)), 0;
-  const out = new Output(flags.json === true);
+  const out = Output.fromFlags(flags);
   const handle = await serveUdp({
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),
