@@ -32,7 +32,7 @@ describe("progress bar", () => {
     assert.equal(writes.length, 0, "nothing during the first second");
     bar.update(1000, 20, 100);
     assert.equal(writes.length, 1);
-    assert.match(writes[0], /^\rsending \[#+\.+\]  20\.0%/);
+    assert.match(writes[0], /^\rsending \[#+\.+\] {2}20\.0%/);
     bar.update(1050, 30, 100);
     assert.equal(writes.length, 1, "no redraw within 100 ms");
     bar.update(1100, 40, 100);
