@@ -25,6 +25,7 @@ import { basename, delimiter, dirname, join, resolve } from "node:path";
 import { EXIT_CODES_HELP, parseFlags, runMain, versionLine } from "../shared/cli.ts";
 import { ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
+import { udpBenchSvg } from "./chart.ts";
 import { freePort, ROOT, sha256 } from "./procs.ts";
 
 /** `--help` text. */
@@ -971,6 +972,11 @@ export async function main(argv: string[]): Promise<number> {
     report.totalSeconds = round((performance.now() - began) / 1000, 1);
     fs.mkdirSync(dirname(reportPath), { recursive: true });
     fs.writeFileSync(reportPath, JSON.stringify(report, null, 2) + "\n");
+    // The chart beside the report: results/bench-udp.json → results/bench-udp.svg.
+    fs.writeFileSync(
+      reportPath.replace(/\.json$/, "") + ".svg",
+      udpBenchSvg(report as Parameters<typeof udpBenchSvg>[0]),
+    );
   };
 
   console.log(`== imgxfer UDP benchmark (${runtime.name} ${runtime.version}), ${date} ==`);
