@@ -9,6 +9,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { basename, extname, join } from "node:path";
 import { CliError, ExitCode, fileReason } from "./errors.ts";
@@ -358,6 +359,27 @@ export class ReceivingFile {
       fs.unlinkSync(this.tempPath);
     } catch { /* already gone */ }
   }
+}
+
+/**
+ * SHA-256 (hex) of a file, read in 1 MiB blocks, yielding to the event loop
+ * every 16 MiB so a server hashing a big file keeps serving other clients.
+ */
+export async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const block = new Uint8Array(1 << 20);
+  const fd = fs.openSync(path, "r");
+  try {
+    for (let i = 1;; i++) {
+      const n = fs.readSync(fd, block, 0, block.length, null);
+      if (n === 0) break;
+      hash.update(block.subarray(0, n));
+      if (i % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("hex");
 }
 
 /** The name part of a path, for the header of a framed transfer. */

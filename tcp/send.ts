@@ -124,7 +124,8 @@ export async function sendFileTcp(options: TcpSendOptions): Promise<TransferSumm
     }
     try {
       emit({ type: "connected", host, port });
-      const hash = createHash("sha256");
+      // Only the framed format carries a digest; classic streams skip the hashing cost.
+      const hash = classic ? undefined : createHash("sha256");
       const chunk = new Uint8Array(buffer);
       let chunks = 0;
       let sent = 0;
@@ -139,7 +140,7 @@ export async function sendFileTcp(options: TcpSendOptions): Promise<TransferSumm
             throw new CliError(`'${options.file}' shrank while it was being sent`, ExitCode.FILE);
           }
           const view = chunk.subarray(0, n);
-          hash.update(view);
+          hash?.update(view);
           await writeAll(conn, view);
           sent += n;
           chunks++;
@@ -147,8 +148,8 @@ export async function sendFileTcp(options: TcpSendOptions): Promise<TransferSumm
             emit({ type: "progress", bytes: sent, total: input.size, seconds: watch.elapsed() });
           }
         }
-        const digest = hash.digest();
-        if (!classic) await writeAll(conn, digest);
+        const digest = hash ? new Uint8Array(hash.digest()) : undefined;
+        if (digest) await writeAll(conn, digest);
         await conn.closeWrite();
         emit({ type: "sent", file: options.file, chunks });
         return await finish(conn, { ...options, classic }, input.size, chunks, watch, digest, emit);
@@ -193,13 +194,13 @@ async function finish(
   size: number,
   chunks: number,
   watch: Stopwatch,
-  digest: Uint8Array,
+  digest: Uint8Array | undefined,
   emit: (event: TcpClientEvent) => void,
 ): Promise<TransferSummary> {
   const timeoutMs = options.replyTimeoutMs ?? 30_000;
   const guard = closeAfter(conn, timeoutMs);
   const reader = new BufferedReader(conn, 8192);
-  const sha256 = toHex(digest);
+  const sha256 = digest ? toHex(digest) : undefined;
   try {
     if (options.classic) {
       const text = await readClassicReply(reader);
@@ -230,7 +231,7 @@ async function finish(
       });
     }
     emit({ type: "response", text: reply.message });
-    const verified = reply.status === FramedStatus.OK && reply.bytes === size &&
+    const verified = reply.status === FramedStatus.OK && reply.bytes === size && digest !== undefined &&
       bytesEqual(reply.digest, digest);
     const status = reply.status === FramedStatus.OK && !verified
       ? "mismatch"

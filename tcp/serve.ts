@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { BufferedReader, lingerClose, writeAll } from "../shared/conn_io.ts";
 import { describeError, withContext } from "../shared/errors.ts";
-import { checkOutputDir, receivedName, ReceivingFile, safeBaseName } from "../shared/files.ts";
+import { checkOutputDir, receivedName, ReceivingFile, safeBaseName, sha256OfFile } from "../shared/files.ts";
 import { Stopwatch } from "../shared/metrics.ts";
 import {
   CLASSIC_TCP_REPLY,
@@ -295,7 +295,6 @@ async function receiveClassic(
   const watch = new Stopwatch();
   const file = new ReceivingFile(options.outDir, CLASSIC_TCP_NAME);
   track(file);
-  const hash = createHash("sha256");
   let lastProgress = performance.now();
   for (;;) {
     if (performance.now() - lastProgress >= 100) {
@@ -306,22 +305,27 @@ async function receiveClassic(
     if (chunk === null) break;
     watchdog.touch();
     file.append(chunk);
-    hash.update(chunk);
   }
   const bytes = file.written;
+  const seconds = watch.elapsed();
   const path = file.commit(CLASSIC_TCP_NAME);
+  // A classic stream carries no digest to check, so the sender is answered
+  // (and its connection half-closed) first; the SHA-256 for the log is
+  // computed afterwards, off the transfer's critical path.
+  const text = CLASSIC_TCP_REPLY;
+  await writeAll(conn, new TextEncoder().encode(text));
+  await conn.closeWrite();
+  const sha256 = await sha256OfFile(path);
   emit({
     event: "received",
     transport: "tcp",
     mode: "classic",
     path,
     bytes,
-    sha256: toHex(new Uint8Array(hash.digest())),
+    sha256,
     complete: true,
     from,
-    seconds: watch.elapsed(),
+    seconds,
   });
-  const text = CLASSIC_TCP_REPLY;
-  await writeAll(conn, new TextEncoder().encode(text));
   emit({ event: "reply", transport: "tcp", to: from, text });
 }
