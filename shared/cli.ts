@@ -85,6 +85,26 @@ export function parseBuffer(value: string, max: number, why = ""): number {
   return size;
 }
 
+/**
+ * Parses a size in bytes: a whole number, optionally with a binary suffix
+ * `K`, `M`, `G` or `T` (`64M` = 64 MiB).
+ */
+export function parseSize(value: string, flag: string): number {
+  const match = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(value.trim());
+  if (!match) throw usageError(`--${flag} must be a size like 1000, 64M or 2G, got '${value}'`);
+  const power = ["", "K", "M", "G", "T"].indexOf(match[2].toUpperCase());
+  const bytes = Number(match[1]) * 1024 ** power;
+  if (!Number.isSafeInteger(bytes)) throw usageError(`--${flag} is too large: '${value}'`);
+  return bytes;
+}
+
+/** Parses a whole number of at least `min`. */
+export function parseCount(value: string, flag: string, min = 1): number {
+  const n = integer(value, flag);
+  if (n < min) throw usageError(`--${flag} must be at least ${min}, got ${value}`);
+  return n;
+}
+
 /** Parses a positive number of seconds into milliseconds. */
 export function parseSeconds(value: string, flag: string): number {
   const seconds = Number(value);

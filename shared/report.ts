@@ -230,11 +230,37 @@ export function printServerEvent(out: Output, event: ServerEvent): void {
 }
 
 /**
- * Waits for a server to stop, closing it on SIGINT or SIGTERM. Returns the
- * exit code (0: a stop on request is a clean stop).
+ * Warns, on stderr, that the server accepts files from anyone who can reach
+ * it (there is no authentication yet; see the README's security model).
  */
-export async function runServer(handle: ServerHandle): Promise<number> {
-  const off = runtime.onShutdownSignal(() => void handle.close());
+export function warnUnauthenticated(
+  out: Output,
+  addr: { hostname: string; port: number },
+  outDir: string,
+): void {
+  const where = addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+  const scope = addr.hostname === "127.0.0.1" || addr.hostname === "::1" ? "any local program" : "anyone";
+  if (!out.quiet) {
+    out.warn(`no authentication: ${scope} that can reach ${where} can write files into '${outDir}'`);
+  }
+}
+
+/**
+ * Waits for a server to stop. On SIGINT or SIGTERM it stops accepting and
+ * gives transfers in progress `graceMs` to finish (a second signal stops at
+ * once). Returns the exit code (0: a stop on request is a clean stop).
+ */
+export async function runServer(handle: ServerHandle, out?: Output, graceMs = 5000): Promise<number> {
+  let signals = 0;
+  const off = runtime.onShutdownSignal((signal) => {
+    signals++;
+    if (signals === 1) {
+      out?.log(`[*] ${signal}: finishing transfers in progress (up to ${graceMs / 1000} s)…`);
+    }
+    void handle.close(signals === 1 ? graceMs : 0);
+  });
   try {
     await handle.done;
   } finally {

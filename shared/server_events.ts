@@ -59,8 +59,12 @@ export interface ServerHandle {
   readonly addr: NetAddr;
   /** Resolves when the server has stopped (after `--once`, or `close()`). */
   readonly done: Promise<void>;
-  /** Stops accepting, ends open sessions, and resolves when stopped. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, lets transfers in progress finish for up to `graceMs`
+   * (default 0), ends the rest (their temporary files are removed), and
+   * resolves when stopped.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Formats an address as `host:port` (IPv6 in brackets). */

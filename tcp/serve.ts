@@ -43,6 +43,10 @@ export interface TcpServeOptions {
   once?: boolean;
   /** Close a connection after this many milliseconds without data. */
   idleTimeoutMs?: number;
+  /** Largest file accepted, bytes: a framed header declaring more is refused before a byte is written; a classic stream is cut off. Default: unlimited. */
+  maxBytes?: number;
+  /** Most connections served at once; more are refused with a clear message. Default 256. */
+  maxClients?: number;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
 }
@@ -88,6 +92,7 @@ export function serveTcp(options: TcpServeOptions): ServerHandle {
     } catch { /* already closed */ }
   };
 
+  const maxClients = options.maxClients ?? 256;
   const done = (async () => {
     for (;;) {
       let conn: Conn;
@@ -99,6 +104,10 @@ export function serveTcp(options: TcpServeOptions): ServerHandle {
       if (stopping) {
         conn.close();
         break;
+      }
+      if (conns.size >= maxClients) {
+        void refuseBusy(conn, maxClients, emit);
+        continue;
       }
       conns.add(conn);
       const task = handleConnection(conn, options, emit).finally(() => {
@@ -119,8 +128,17 @@ export function serveTcp(options: TcpServeOptions): ServerHandle {
   return {
     addr,
     done,
-    async close() {
+    async close(graceMs = 0) {
       stop();
+      // Let transfers in progress finish within the grace period, then cut them.
+      if (graceMs > 0 && active.size > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          Promise.allSettled([...active]),
+          new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
+        ]);
+        clearTimeout(timer);
+      }
       for (const conn of conns) {
         try {
           conn.close();
@@ -129,6 +147,30 @@ export function serveTcp(options: TcpServeOptions): ServerHandle {
       await done;
     },
   };
+}
+
+/**
+ * Turns a connection away because the server is at `--max-clients`: a framed
+ * sender gets a REFUSED reply it can print, a classic one a text line.
+ */
+async function refuseBusy(conn: Conn, maxClients: number, emit: (e: ServerEvent) => void): Promise<void> {
+  const from = formatAddr(conn.remoteAddr);
+  const text = `BUSY: this server is serving ${maxClients} transfers already; try again later`;
+  emit({ event: "failed", transport: "tcp", from, error: text, bytes: 0 });
+  try {
+    const reader = new BufferedReader(conn, 64);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const prefix = await Promise.race([
+      reader.peek(FRAMED_MAGIC.length),
+      new Promise<Uint8Array>((resolve) => timer = setTimeout(() => resolve(new Uint8Array(0)), 1000)),
+    ]);
+    clearTimeout(timer);
+    const reply = looksFramed(prefix)
+      ? encodeFramedReply({ status: FramedStatus.REFUSED, bytes: 0, digest: ZERO_DIGEST, message: text })
+      : new TextEncoder().encode(text);
+    await writeAll(conn, reply);
+  } catch { /* the client is gone */ }
+  await lingerClose(conn, 500);
 }
 
 async function handleConnection(conn: Conn, options: TcpServeOptions, emit: (e: ServerEvent) => void) {
@@ -178,6 +220,12 @@ async function handleConnection(conn: Conn, options: TcpServeOptions, emit: (e: 
         await writeAll(conn, encodeFramedReply({ status, bytes, digest: ZERO_DIGEST, message: text }));
         emit({ event: "reply", transport: "tcp", to: from, text });
       } catch { /* the client is gone */ }
+    } else if (!framed && !idle && !saved && error instanceof TransferFailure) {
+      // A classic sender reads text until EOF: tell it why it was cut off.
+      try {
+        await writeAll(conn, new TextEncoder().encode(error.message));
+        emit({ event: "reply", transport: "tcp", to: from, text: error.message });
+      } catch { /* the client is gone */ }
     }
     await lingerClose(conn, 1000);
   } finally {
@@ -215,6 +263,12 @@ async function receiveFramed(
     throw new TransferFailure(
       FramedStatus.UNSUPPORTED_VERSION,
       `REFUSED: protocol version ${header.version} is not supported (this server speaks ${FRAMED_VERSION})`,
+    );
+  }
+  if (options.maxBytes !== undefined && header.size > options.maxBytes) {
+    throw new TransferFailure(
+      FramedStatus.REFUSED,
+      `REFUSED: ${header.size} bytes is more than this server's limit of ${options.maxBytes} bytes`,
     );
   }
   const name = safeBaseName(header.name);
@@ -304,6 +358,12 @@ async function receiveClassic(
     const chunk = await reader.chunk(options.buffer);
     if (chunk === null) break;
     watchdog.touch();
+    if (options.maxBytes !== undefined && file.written + chunk.length > options.maxBytes) {
+      throw new TransferFailure(
+        FramedStatus.REFUSED,
+        `REFUSED: the stream went past this server's limit of ${options.maxBytes} bytes`,
+      );
+    }
     file.append(chunk);
   }
   const bytes = file.written;

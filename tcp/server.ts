@@ -14,14 +14,16 @@ import {
   EXIT_CODES_HELP,
   Output,
   parseBuffer,
+  parseCount,
   parseFlags,
   parsePort,
   parseSeconds,
+  parseSize,
   runMain,
   str,
   versionLine,
 } from "../shared/cli.ts";
-import { printServerEvent, runServer } from "../shared/report.ts";
+import { printServerEvent, runServer, warnUnauthenticated } from "../shared/report.ts";
 import { runtime } from "../shared/runtime.ts";
 import { serveTcp } from "./serve.ts";
 
@@ -40,6 +42,12 @@ Options:
   --out DIR             folder for received files (default .)
   --once                exit after one transfer, like the original
   --idle-timeout SECS   drop a connection silent this long (default 30)
+  --max-size SIZE       refuse files larger than SIZE (e.g. 64M, 2G): a framed
+                        or reliable sender is refused before a byte is written,
+                        a classic stream is cut off (default: no limit)
+  --max-clients N       transfers served at once; more are refused (default 256)
+  --shutdown-grace SECS on SIGINT/SIGTERM, let transfers in progress finish for
+                        this long, then stop (default 5; a second signal stops now)
   --json                one JSON object per line on stdout
 ${COMMON_FLAGS_HELP}
 
@@ -59,6 +67,9 @@ export async function main(argv: string[]): Promise<number> {
     out: { type: "string", default: "." },
     once: { type: "boolean", default: false },
     "idle-timeout": { type: "string", default: "30" },
+    "max-size": { type: "string" },
+    "max-clients": { type: "string", default: "256" },
+    "shutdown-grace": { type: "string", default: "5" },
     json: { type: "boolean", default: false },
   });
   if (flags.help) return console.log(HELP), 0;
@@ -71,9 +82,12 @@ export async function main(argv: string[]): Promise<number> {
     outDir: str(flags, "out"),
     once: flags.once === true,
     idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
+    maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
+    maxClients: parseCount(str(flags, "max-clients"), "max-clients"),
     onEvent: (event) => printServerEvent(out, event),
   });
-  return await runServer(handle);
+  warnUnauthenticated(out, handle.addr, str(flags, "out"));
+  return await runServer(handle, out, parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace"));
 }
 
 if (import.meta.main) runMain("tcp-server", main);

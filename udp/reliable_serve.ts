@@ -114,6 +114,8 @@ export class ReliableSessions {
   #outgoing: Outgoing[] = [];
   #readBack = new Uint8Array(READ_BACK);
   #onFinished: () => void;
+  /** When true (server shutting down), new HELLOs are refused as busy. */
+  refuseNew = false;
 
   /** Creates the session table. `onFinished` is called whenever a session ends (for `--once`). */
   constructor(options: ReliableServeOptions, emit: (event: ServerEvent) => void, onFinished: () => void) {
@@ -125,6 +127,13 @@ export class ReliableSessions {
   /** Number of live sessions (lingering ones included). */
   get size(): number {
     return this.#sessions.size;
+  }
+
+  /** Sessions still transferring (not finished, not lingering). */
+  get activeCount(): number {
+    let n = 0;
+    for (const session of this.#sessions.values()) if (!session.finished) n++;
+    return n;
   }
 
   /** Takes the datagrams to send now. */
@@ -206,6 +215,9 @@ export class ReliableSessions {
     }
     if (Math.ceil(hello.size / hello.chunkSize) > 0xfffffff0) {
       return this.#reject(from, hello.session, ReliableStatus.REFUSED, "REFUSED: too many chunks");
+    }
+    if (this.refuseNew) {
+      return this.#reject(from, hello.session, ReliableStatus.BUSY, "BUSY: the server is shutting down");
     }
     if (this.#sessions.size >= maxSessions) {
       return this.#reject(

@@ -90,6 +90,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
   const sessions = new Map<string, Session>();
   const finished = new Map<string, { reply: Uint8Array; until: number }>();
   let stopping = false;
+  let draining = false;
   let reliableTimer: ReturnType<typeof setTimeout> | undefined;
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -274,7 +275,16 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
   return {
     addr,
     done,
-    async close() {
+    async close(graceMs = 0) {
+      // Give sessions in progress up to `graceMs` to finish (datagrams keep
+      // flowing meanwhile; new senders are turned away), then stop:
+      // unfinished temporary files are removed.
+      draining = true;
+      reliable.refuseNew = true;
+      const deadline = performance.now() + graceMs;
+      while (!stopping && performance.now() < deadline && (sessions.size > 0 || reliable.activeCount > 0)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       stop();
       await done;
     },
