@@ -1,10 +1,14 @@
 /**
  * `chart`: draws a benchmark's results as an SVG (no dependencies): grouped
- * bars of goodput per tool and payload, and goodput against loss.
+ * bars of goodput per tool and payload, and goodput against loss (UDP);
+ * throughput, peak memory and small-file time per tool (TCP); both stacked
+ * (the combined report of `bench/all.ts`).
  *
  * ```sh
  * deno task chart                          # results/bench-udp.json → results/bench-udp.svg
  * deno task chart --in results/bench-udp.json --out bench/udp-latest.svg
+ * deno task chart --in results/bench-tcp.json --out results/bench-tcp.svg
+ * deno task chart --in results/bench.json --out results/bench.svg
  * ```
  *
  * @module
@@ -21,8 +25,8 @@ import { ROOT } from "./procs.ts";
 export interface BarGroup {
   /** Label under the group. */
   label: string;
-  /** Value per series name (missing: no bar). */
-  values: Record<string, number | undefined>;
+  /** Value per series name (missing or null: no bar). */
+  values: Record<string, number | null | undefined>;
 }
 
 /** One line of a line chart. */
@@ -97,7 +101,7 @@ export function barsSvg(
     const x0 = p.x + gi * groupWidth + groupWidth * 0.1;
     series.forEach((s, si) => {
       const v = g.values[s];
-      if (v === undefined) return;
+      if (v === undefined || v === null) return;
       const h = (p.height * v) / max;
       const x = x0 + si * barWidth;
       out.push(
@@ -176,7 +180,7 @@ interface BenchRow {
   payload: number;
   label: string;
   lossPercent?: number;
-  summary?: { medianMBps?: number };
+  summary?: { medianMBps?: number | null };
 }
 
 /** The UDP benchmark's report (bench/udp.ts) as one SVG with two panels. */
@@ -185,7 +189,9 @@ export function udpBenchSvg(
 ): string {
   const rows = report.rows;
   const name = (r: BenchRow) => (r.tool === "ours" ? `imgxfer (${r.runtime})` : r.tool);
-  const loop = rows.filter((r) => r.section === "loopback" && r.summary?.medianMBps !== undefined);
+  // Rows without a successful run (yet: the report is redrawn after every run) have a null median.
+  const measured = (r: BenchRow) => typeof r.summary?.medianMBps === "number";
+  const loop = rows.filter((r) => r.section === "loopback" && measured(r));
   const series = [...new Set(loop.map(name))];
   const payloads = [...new Set(loop.map((r) => r.payload))].sort((a, b) => a - b);
   const groups: BarGroup[] = payloads.map((payload) => ({
@@ -194,7 +200,7 @@ export function udpBenchSvg(
       loop.filter((r) => r.payload === payload).map((r) => [name(r), r.summary?.medianMBps]),
     ),
   }));
-  const loss = rows.filter((r) => r.section === "loss" && r.summary?.medianMBps !== undefined);
+  const loss = rows.filter((r) => r.section === "loss" && measured(r));
   const lines: LineSeries[] = [...new Set(loss.map(name))].map((n) => ({
     name: n,
     points: loss.filter((r) => name(r) === n).map((r) => [r.lossPercent ?? 0, r.summary?.medianMBps ?? 0]),
@@ -234,11 +240,290 @@ export function udpBenchSvg(
   return out.join("\n");
 }
 
+// ------------------------------------------------------------------ TCP ----
+
+/** One horizontal bar. */
+export interface HBar {
+  /** Label left of the bar. */
+  label: string;
+  /** Length (missing: no bar, "-" shown). */
+  value: number | undefined;
+  /** Fill colour. */
+  color: string;
+  /** Fill opacity (default 1). */
+  opacity?: number;
+  /** Text after the bar (default: the value, rounded). */
+  text?: string;
+}
+
+/**
+ * Horizontal bars in panel `p`, one per `rowHeight` pixels, with labels left
+ * of `p.x` (when `labels`), a value axis at the bottom, and an optional limit
+ * line (a target).
+ */
+export function hbarsSvg(
+  p: Panel,
+  title: string,
+  bars: HBar[],
+  options: { unit: string; labels?: boolean; rowHeight?: number; limit?: { value: number; label: string } },
+): string[] {
+  const out: string[] = [];
+  const rowHeight = options.rowHeight ?? 18;
+  const top = Math.max(0, options.limit?.value ?? 0, ...bars.map((b) => b.value ?? 0));
+  // A finer scale than niceMax's (1, 2, 5): bars use most of the width; quarters stay round.
+  const exp = top > 0 ? Math.pow(10, Math.floor(Math.log10(top))) : 1;
+  const max = top > 0
+    ? [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10].map((m) => m * exp).find((m) => m >= top)!
+    : 1;
+  const height = Math.max(rowHeight, bars.length * rowHeight);
+  out.push(
+    `<text x="${p.x + p.width / 2}" y="${p.y - 10}" font-size="13" text-anchor="middle">${
+      escapeXml(title)
+    }</text>`,
+  );
+  for (let i = 0; i <= 4; i++) {
+    const x = p.x + (p.width * i) / 4;
+    out.push(`<line x1="${x}" y1="${p.y}" x2="${x}" y2="${p.y + height}" stroke="#e4e4e4"/>`);
+    out.push(
+      `<text x="${x}" y="${p.y + height + 14}" font-size="10" text-anchor="middle">${
+        Math.round((max * i) / 4)
+      }</text>`,
+    );
+  }
+  out.push(
+    `<text x="${p.x + p.width / 2}" y="${p.y + height + 28}" font-size="11" text-anchor="middle">${
+      escapeXml(options.unit)
+    }</text>`,
+  );
+  out.push(`<line x1="${p.x}" y1="${p.y}" x2="${p.x}" y2="${p.y + height}" stroke="#333"/>`);
+  if (bars.length === 0) {
+    out.push(`<text x="${p.x + 8}" y="${p.y + 13}" font-size="11" fill="#666">no data</text>`);
+  }
+  bars.forEach((b, i) => {
+    const y = p.y + i * rowHeight;
+    if (options.labels !== false) {
+      out.push(
+        `<text x="${p.x - 6}" y="${y + rowHeight * 0.7}" font-size="11" text-anchor="end">${
+          escapeXml(b.label)
+        }</text>`,
+      );
+    }
+    if (b.value === undefined) {
+      out.push(`<text x="${p.x + 4}" y="${y + rowHeight * 0.7}" font-size="10" fill="#666">-</text>`);
+      return;
+    }
+    const w = (p.width * b.value) / max;
+    out.push(
+      `<rect x="${p.x}" y="${(y + 2).toFixed(1)}" width="${w.toFixed(1)}" height="${
+        rowHeight - 4
+      }" fill="${b.color}"` +
+        `${b.opacity === undefined ? "" : ` fill-opacity="${b.opacity}"`}><title>${
+          escapeXml(`${b.label}: ${b.text ?? b.value.toFixed(1)}`)
+        }</title></rect>`,
+    );
+    out.push(
+      `<text x="${(p.x + w + 4).toFixed(1)}" y="${y + rowHeight * 0.7}" font-size="10">${
+        escapeXml(b.text ?? String(Math.round(b.value)))
+      }</text>`,
+    );
+  });
+  if (options.limit) {
+    const x = p.x + (p.width * options.limit.value) / max;
+    out.push(
+      `<line x1="${x.toFixed(1)}" y1="${p.y - 2}" x2="${x.toFixed(1)}" y2="${
+        p.y + height
+      }" stroke="#d62728" ` +
+        `stroke-dasharray="4 3"/>`,
+    );
+    out.push(
+      `<text x="${(x - 3).toFixed(1)}" y="${
+        p.y + height - 4
+      }" font-size="10" fill="#d62728" text-anchor="end">${escapeXml(options.limit.label)}</text>`,
+    );
+  }
+  return out;
+}
+
+/** A row of the TCP benchmark's report (bench/tcp.ts), as far as the chart needs it. */
+export interface TcpBenchRow {
+  section: string;
+  sizeMiB: number;
+  tool: string;
+  runtime?: string;
+  mode?: string;
+  buffer?: number;
+  label: string;
+  skipped?: string;
+  summary?: { medianMBps?: number | null; medianSeconds?: number | null; receiverRssMiB?: number | null };
+}
+
+const TCP_COLORS: Record<string, string> = {
+  deno: "#1f77b4",
+  bun: "#ff7f0e",
+  compiled: "#2ca02c",
+  peer: "#7f7f7f",
+  iperf3: "#d62728",
+};
+
+function tcpColor(r: TcpBenchRow): string {
+  if (r.tool === "ours") return TCP_COLORS[r.runtime ?? ""] ?? COLORS[3];
+  return r.tool === "iperf3" ? TCP_COLORS.iperf3 : TCP_COLORS.peer;
+}
+
+const TCP_PEER_LABELS: Record<string, string> = {
+  socat: "socat -u (8 KiB)",
+  "socat-b": "socat -u -b 128K",
+  nc: "nc (OpenBSD)",
+  python: "original Python",
+  iperf3: "iperf3 (memory, ceiling)",
+};
+
+function tcpShortLabel(r: TcpBenchRow): string {
+  if (r.tool !== "ours") return TCP_PEER_LABELS[r.tool] ?? r.label;
+  const buffer = r.buffer === undefined ? "" : ` ${r.buffer >= 1024 ? `${r.buffer / 1024}K` : r.buffer}`;
+  // bench/tcp.ts labels compiled binaries older than their sources "(stale)".
+  return `${r.runtime}${r.label.includes("(stale)") ? " (stale)" : ""} ${r.mode}${buffer}`;
+}
+
+/**
+ * The TCP benchmark's report (bench/tcp.ts) as one SVG: median MB/s per tool
+ * and the receiver's median peak RSS for the biggest file, and the small
+ * image's start-to-finish time per tool.
+ */
+export function tcpBenchSvg(
+  report: { date?: string; rows: TcpBenchRow[]; machine?: { cpuModel?: string } },
+): string {
+  const rows = report.rows.filter((r) => !r.skipped);
+  const through = rows.filter((r) => r.section === "throughput");
+  const biggest = Math.max(0, ...through.map((r) => r.sizeMiB));
+  const big = through.filter((r) => r.sizeMiB === biggest);
+  const small = rows.filter((r) => r.section === "small");
+  const rowHeight = 18;
+  const width = 1000;
+  const top = 58;
+  const bigHeight = Math.max(1, big.length) * rowHeight;
+  const smallTop = top + bigHeight + 70;
+  const smallHeight = Math.max(1, small.length) * rowHeight;
+  const height = smallTop + smallHeight + 60;
+  const sizeText = biggest >= 1024 && biggest % 1024 === 0 ? `${biggest / 1024} GiB` : `${biggest} MiB`;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${width / 2}" y="20" font-size="15" text-anchor="middle">${
+      escapeXml(`imgxfer TCP on loopback, file to file (median of runs)`)
+    }</text>`,
+  ];
+  const bar = (r: TcpBenchRow, value: number | null | undefined, text?: string): HBar => ({
+    label: tcpShortLabel(r),
+    value: value ?? undefined,
+    color: tcpColor(r),
+    opacity: r.mode === "classic" ? 0.55 : undefined,
+    text,
+  });
+  out.push(
+    ...hbarsSvg(
+      { x: 250, y: top, width: 400, height: bigHeight },
+      `Throughput, ${sizeText} (MB/s)`,
+      big.map((r) => bar(r, r.summary?.medianMBps)),
+      { unit: "MB/s (10^6 bytes/s)", rowHeight },
+    ),
+  );
+  out.push(
+    ...hbarsSvg(
+      { x: 720, y: top, width: 240, height: bigHeight },
+      `Receiver peak RSS, ${sizeText} (MiB)`,
+      big.map((r) => bar(r, r.summary?.receiverRssMiB)),
+      { unit: "MiB", labels: false, rowHeight, limit: { value: 100, label: "100 MiB" } },
+    ),
+  );
+  out.push(
+    ...hbarsSvg(
+      { x: 250, y: smallTop, width: 400, height: smallHeight },
+      "Small image (input.jpeg), start to finish (ms)",
+      small.map((r) => {
+        const s = r.summary?.medianSeconds;
+        return bar(
+          r,
+          s === null || s === undefined ? undefined : s * 1000,
+          s ? (s * 1000).toFixed(1) : undefined,
+        );
+      }),
+      { unit: "ms (lower is better)", rowHeight },
+    ),
+  );
+  const keys = [
+    ["deno", "ours, deno run"],
+    ["bun", "ours, bun"],
+    ["compiled", "ours, compiled"],
+    ["peer", "peers"],
+    ["iperf3", "iperf3 (memory)"],
+  ];
+  keys.forEach(([k, text], i) => {
+    const y = smallTop + i * 16;
+    out.push(`<rect x="730" y="${y}" width="10" height="10" fill="${TCP_COLORS[k]}"/>`);
+    out.push(`<text x="745" y="${y + 9}" font-size="11">${escapeXml(text)}</text>`);
+  });
+  const y = smallTop + keys.length * 16;
+  out.push(`<rect x="730" y="${y}" width="10" height="10" fill="${TCP_COLORS.deno}" fill-opacity="0.55"/>`);
+  out.push(`<text x="745" y="${y + 9}" font-size="11">lighter: classic (raw stream)</text>`);
+  out.push(
+    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${
+      escapeXml(`imgxfer bench:tcp ${report.date ?? ""} ${report.machine?.cpuModel ?? ""}`)
+    }</text>`,
+  );
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+/** Stacks whole SVG documents vertically into one (each keeps its own size). */
+export function stackSvgs(parts: string[], gap = 12): string {
+  let y = 0;
+  let width = 0;
+  const body: string[] = [];
+  for (const part of parts) {
+    const open = /<svg\b[^>]*>/.exec(part);
+    if (!open) continue;
+    const w = Number(/\bwidth="(\d+(?:\.\d+)?)"/.exec(open[0])?.[1] ?? 0);
+    const h = Number(/\bheight="(\d+(?:\.\d+)?)"/.exec(open[0])?.[1] ?? 0);
+    const inner = part.slice(open.index + open[0].length, part.lastIndexOf("</svg>"));
+    body.push(`<g transform="translate(0 ${y})">`, inner, "</g>");
+    y += h + gap;
+    width = Math.max(width, w);
+  }
+  const height = Math.max(0, y - gap);
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    ...body,
+    "</svg>",
+  ].join("\n");
+}
+
+/** The combined report of bench/all.ts: the TCP chart above the UDP chart. */
+export function benchAllSvg(report: {
+  tcp?: Parameters<typeof tcpBenchSvg>[0] | null;
+  udp?: Parameters<typeof udpBenchSvg>[0] | null;
+}): string {
+  const parts: string[] = [];
+  if (report.tcp?.rows) parts.push(tcpBenchSvg(report.tcp));
+  if (report.udp?.rows) parts.push(udpBenchSvg(report.udp));
+  if (parts.length === 0) {
+    parts.push(
+      `<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="24" font-size="12">` +
+        "no benchmark report</text></svg>",
+    );
+  }
+  return stackSvgs(parts);
+}
+
 /** `--help` text. */
 export const HELP = `Usage: chart [options]
 
-Draws the UDP benchmark's JSON report as an SVG chart: goodput per tool and
-payload on loopback, and goodput against loss through the relay.
+Draws a benchmark's JSON report as an SVG chart. A UDP report (bench:udp):
+goodput per tool and payload on loopback, and goodput against loss through
+the relay. A TCP report (bench:tcp): throughput and receiver peak RSS per
+tool for the biggest file, and the small image's time. The combined report
+(bench, results/bench.json): both, stacked.
 
 Options:
   --in PATH    the report (default results/bench-udp.json)
@@ -266,7 +551,12 @@ export function main(argv: string[]): Promise<number> {
       ExitCode.FILE,
     );
   }
-  fs.writeFileSync(str(flags, "out"), udpBenchSvg(report));
+  const svg = report?.tool === "bench/tcp.ts"
+    ? tcpBenchSvg(report)
+    : report?.tool === "bench/all.ts" || (report && !report.rows && (report.tcp || report.udp))
+    ? benchAllSvg(report)
+    : udpBenchSvg(report);
+  fs.writeFileSync(str(flags, "out"), svg);
   if (flags.quiet !== true) console.error(`[*] Chart written to ${str(flags, "out")}`);
   return Promise.resolve(ExitCode.OK);
 }
