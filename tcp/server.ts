@@ -38,7 +38,7 @@ and renamed when complete; an existing file is never overwritten.
 Options:
   --host HOST           address to bind (default 0.0.0.0)
   --port PORT           port to bind, 0 for any free port (default 8081)
-  --buffer BYTES        receive size (default 4096)
+  --buffer BYTES        receive size (default 4096; reads are at least 1 MiB)
   --out DIR             folder for received files (default .)
   --once                exit after one transfer, like the original
   --idle-timeout SECS   drop a connection silent this long (default 30)
