@@ -236,7 +236,7 @@ type BunSocket = any;
 type AnyBun = any;
 
 /** Bytes queued per Bun connection before the socket is paused. */
-const BUN_READ_HIGH_WATER = 4 << 20;
+const BUN_READ_HIGH_WATER = 1 << 20;
 
 /** A `Conn` over a Bun TCP socket. Handlers call the `on*` methods. */
 class BunConn implements Conn {
