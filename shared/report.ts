@@ -248,20 +248,29 @@ export function warnUnauthenticated(
 }
 
 /**
- * Waits for a server to stop. On SIGINT or SIGTERM it stops accepting and
- * gives transfers in progress `graceMs` to finish (a second signal stops at
- * once). Returns the exit code (0: a stop on request is a clean stop).
+ * Starts a server with `start` and waits for it to stop. The SIGINT/SIGTERM
+ * handler is installed before the server binds, so a signal that arrives
+ * while it starts is not lost: the first signal stops accepting and gives
+ * transfers in progress `graceMs` to finish, a second one stops at once.
+ * Returns the exit code (0: a stop on request is a clean stop).
  */
-export async function runServer(handle: ServerHandle, out?: Output, graceMs = 5000): Promise<number> {
+export async function runServer(
+  start: () => ServerHandle | Promise<ServerHandle>,
+  out?: Output,
+  graceMs = 5000,
+): Promise<number> {
   let signals = 0;
+  let handle: ServerHandle | undefined;
   const off = runtime.onShutdownSignal((signal) => {
     signals++;
     if (signals === 1) {
       out?.log(`[*] ${signal}: finishing transfers in progress (up to ${graceMs / 1000} s)…`);
     }
-    void handle.close(signals === 1 ? graceMs : 0);
+    if (handle) void handle.close(signals === 1 ? graceMs : 0);
   });
   try {
+    handle = await start();
+    if (signals > 0) void handle.close(signals === 1 ? graceMs : 0);
     await handle.done;
   } finally {
     off();

@@ -24,6 +24,7 @@ import {
   versionLine,
 } from "../shared/cli.ts";
 import { printServerEvent, runServer, warnUnauthenticated } from "../shared/report.ts";
+import type { ServerEvent } from "../shared/server_events.ts";
 import { runtime } from "../shared/runtime.ts";
 import { serveTcp } from "./serve.ts";
 
@@ -75,7 +76,8 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("tcp-server", runtime.name, runtime.version)), 0;
   const out = Output.fromFlags(flags);
-  const handle = serveTcp({
+  const grace = parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace");
+  const options = {
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),
     buffer: parseBuffer(str(flags, "buffer"), 64 << 20),
@@ -84,10 +86,17 @@ export async function main(argv: string[]): Promise<number> {
     idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
     maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
     maxClients: parseCount(str(flags, "max-clients"), "max-clients"),
-    onEvent: (event) => printServerEvent(out, event),
-  });
-  warnUnauthenticated(out, handle.addr, str(flags, "out"));
-  return await runServer(handle, out, parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace"));
+    onEvent: (event: ServerEvent) => printServerEvent(out, event),
+  };
+  return await runServer(
+    () => {
+      const handle = serveTcp(options);
+      warnUnauthenticated(out, handle.addr, options.outDir);
+      return handle;
+    },
+    out,
+    grace,
+  );
 }
 
 if (import.meta.main) runMain("tcp-server", main);

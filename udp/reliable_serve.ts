@@ -219,7 +219,7 @@ export class ReliableSessions {
     if (this.refuseNew) {
       return this.#reject(from, hello.session, ReliableStatus.BUSY, "BUSY: the server is shutting down");
     }
-    if (this.#sessions.size >= maxSessions) {
+    if (this.activeCount >= maxSessions) {
       return this.#reject(
         from,
         hello.session,

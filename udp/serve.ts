@@ -168,6 +168,19 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     if (options.once) stop();
   };
 
+  /** Ends a classic session that went past a limit: nothing is kept (like a cut-off TCP stream). */
+  const refuse = async (session: Session, text: string) => {
+    sessions.delete(session.key);
+    session.spool.discard();
+    const from = formatAddr(session.from);
+    emit({ event: "failed", transport: "udp", from, error: `${text}; nothing saved`, bytes: 0 });
+    const reply = new TextEncoder().encode(text);
+    finished.set(session.key, { reply, until: performance.now() + LINGER_MS });
+    await sendReply(session.from, reply);
+    emit({ event: "reply", transport: "udp", to: from, text });
+    if (options.once) stop();
+  };
+
   const sweeper = setInterval(() => {
     const now = performance.now();
     for (const session of [...sessions.values()]) {
@@ -199,6 +212,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     }
     let session = sessions.get(key);
     if (!session) {
+      if (draining) return; // shutting down: no new classic sessions
       try {
         session = {
           from,
@@ -234,7 +248,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     } else if (action.action === "ignore") {
       emit({ event: "ignored", transport: "udp", from: key, reason: action.reason });
     } else if (action.action === "reject") {
-      await finalize(session, `refused: ${action.reason}`);
+      await refuse(session, `REFUSED: this server takes at most ${maxBytes} bytes per file (--max-size)`);
     } else if (action.action === "end") {
       await finalize(session);
     }

@@ -25,6 +25,7 @@ import {
 } from "../shared/cli.ts";
 import { MAX_CLASSIC_BUFFER } from "../shared/protocol.ts";
 import { printServerEvent, runServer, warnUnauthenticated } from "../shared/report.ts";
+import type { ServerEvent } from "../shared/server_events.ts";
 import { runtime } from "../shared/runtime.ts";
 import { serveUdp } from "./serve.ts";
 
@@ -78,7 +79,8 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("udp-server", runtime.name, runtime.version)), 0;
   const out = Output.fromFlags(flags);
-  const handle = await serveUdp({
+  const grace = parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace");
+  const options = {
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),
     buffer: parseBuffer(str(flags, "buffer"), MAX_CLASSIC_BUFFER, " (65507 minus the 4-byte header)"),
@@ -87,10 +89,17 @@ export async function main(argv: string[]): Promise<number> {
     idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
     maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
     maxSessions: parseCount(str(flags, "max-clients"), "max-clients"),
-    onEvent: (event) => printServerEvent(out, event),
-  });
-  warnUnauthenticated(out, handle.addr, str(flags, "out"));
-  return await runServer(handle, out, parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace"));
+    onEvent: (event: ServerEvent) => printServerEvent(out, event),
+  };
+  return await runServer(
+    async () => {
+      const handle = await serveUdp(options);
+      warnUnauthenticated(out, handle.addr, options.outDir);
+      return handle;
+    },
+    out,
+    grace,
+  );
 }
 
 if (import.meta.main) runMain("udp-server", main);
