@@ -171,3 +171,4 @@ async function dispatch(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) runMain("imgxfer", dispatch);
+export { type Timed, TimedQueue } from "./shared/timed_queue.ts";

@@ -8,6 +8,7 @@
 
 import { createHash } from "node:crypto";
 import { seededRandom } from "../shared/rng.ts";
+import { TimedQueue } from "../shared/timed_queue.ts";
 import {
   DATA_HEADER_SIZE,
   decodeReliable,
@@ -74,54 +75,9 @@ export interface SimResult {
 
 interface Pending {
   at: number;
-  order: number;
+  seq: number;
   toReceiver: boolean;
   bytes: Uint8Array;
-}
-
-/** A binary min-heap of pending deliveries by (time, insertion order). */
-class Heap {
-  #items: Pending[] = [];
-  get size(): number {
-    return this.#items.length;
-  }
-  peek(): Pending | undefined {
-    return this.#items[0];
-  }
-  #less(a: Pending, b: Pending): boolean {
-    return a.at < b.at || (a.at === b.at && a.order < b.order);
-  }
-  push(item: Pending): void {
-    const items = this.#items;
-    items.push(item);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(items[i], items[parent])) break;
-      [items[i], items[parent]] = [items[parent], items[i]];
-      i = parent;
-    }
-  }
-  pop(): Pending | undefined {
-    const items = this.#items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && this.#less(items[l], items[m])) m = l;
-        if (r < items.length && this.#less(items[r], items[m])) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m], items[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
 
 function randomBytes(size: number, random: () => number): Uint8Array {
@@ -152,7 +108,7 @@ export function simulateTransfer(options: SimOptions): SimResult {
   let receiver: ReliableReceiver | undefined;
   let receiverEnd = "none";
   const output = new Uint8Array(options.size);
-  const heap = new Heap();
+  const heap = new TimedQueue<Pending>();
   let order = 0;
   let now = 0;
   let senderEnd: SenderEvent | undefined;
@@ -161,7 +117,7 @@ export function simulateTransfer(options: SimOptions): SimResult {
   const toWire = (toReceiver: boolean, bytes: Uint8Array) => {
     const impairment = toReceiver ? forward : backward;
     for (const d of impairment.process(now, bytes)) {
-      heap.push({ at: d.at, order: order++, toReceiver, bytes: d.bytes });
+      heap.push({ at: d.at, seq: order++, toReceiver, bytes: d.bytes });
     }
   };
 

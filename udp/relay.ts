@@ -32,6 +32,7 @@ import {
 import { describeError, errorKind, ExitCode, usageError, withContext } from "../shared/errors.ts";
 import { seededRandom } from "../shared/rng.ts";
 import { type DatagramConn, isIpLiteral, type NetAddr, runtime } from "../shared/runtime.ts";
+import { TimedQueue } from "../shared/timed_queue.ts";
 import { formatAddr } from "../shared/server_events.ts";
 import { Impairment, type ImpairmentConfig, NO_IMPAIRMENT } from "./impairment.ts";
 
@@ -241,60 +242,6 @@ interface Held {
   flow?: Flow;
 }
 
-/** A binary min-heap of held datagrams by time, then arrival order. */
-class HeldQueue {
-  #items: Held[] = [];
-
-  get size(): number {
-    return this.#items.length;
-  }
-
-  peek(): Held | undefined {
-    return this.#items[0];
-  }
-
-  static #before(a: Held, b: Held): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  push(item: Held): void {
-    const items = this.#items;
-    items.push(item);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!HeldQueue.#before(items[i], items[parent])) break;
-      [items[i], items[parent]] = [items[parent], items[i]];
-      i = parent;
-    }
-  }
-
-  pop(): Held | undefined {
-    const items = this.#items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && HeldQueue.#before(items[l], items[m])) m = l;
-        if (r < items.length && HeldQueue.#before(items[r], items[m])) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m], items[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  drain(): Held[] {
-    return this.#items.splice(0);
-  }
-}
-
 /** One direction: its impairment and the relay's own counters. */
 class Direction {
   readonly impairment: Impairment;
@@ -329,7 +276,7 @@ class Direction {
  * time, from a single timer armed for the earliest.
  */
 class Scheduler {
-  #queue = new HeldQueue();
+  #queue = new TimedQueue<Held>();
   #bytes = 0;
   #seq = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;

@@ -22,7 +22,7 @@ import {
 } from "../shared/protocol_reliable.ts";
 import { type DatagramConn, type NetAddr, runtime } from "../shared/runtime.ts";
 import { ReliableSender, type SenderEvent } from "./reliable_sender.ts";
-import { resolveHost } from "./send.ts";
+import { isFrom, openClientSocket } from "./send.ts";
 
 /** Options for {@linkcode sendFileReliable}. */
 export interface ReliableSendOptions {
@@ -58,11 +58,6 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-function sameHost(a: string, b: string): boolean {
-  const strip = (h: string) => h.replace(/^::ffff:/i, "").replace(/^\[|\]$/g, "");
-  return strip(a) === strip(b);
-}
-
 /**
  * Sends `options.file` with the reliable protocol and returns the summary.
  * Throws {@linkcode CliError} for local problems; a refusal, a timeout or a
@@ -78,13 +73,9 @@ export async function sendFileReliable(options: ReliableSendOptions): Promise<Re
   const input = InputFile.open(options.file);
   let socket: DatagramConn | undefined;
   try {
-    const ip = await resolveHost(options.host);
-    const server: NetAddr = { transport: "udp", hostname: ip, port };
-    try {
-      socket = await runtime.listenDatagram({ hostname: ip.includes(":") ? "::" : "0.0.0.0", port: 0 });
-    } catch (error) {
-      throw withContext("cannot open a UDP socket", error);
-    }
+    const opened = await openClientSocket(options.host, port);
+    socket = opened.socket;
+    const server = opened.server;
     emit({ type: "preparing", file: options.file, bytes: input.size, host: options.host, port, buffer });
     const watch = new Stopwatch();
     const clock = () => performance.now();
@@ -168,9 +159,7 @@ async function drive(
       }
       const now = clock();
       for (const [datagram, from] of batch) {
-        if (from.port === server.port && sameHost(from.hostname, server.hostname)) {
-          sender.handle(now, datagram);
-        }
+        if (isFrom(server, from)) sender.handle(now, datagram);
       }
       const w = wake;
       wake = undefined;

@@ -60,9 +60,25 @@ export async function resolveHost(host: string): Promise<string> {
   }
 }
 
-function sameHost(a: string, b: string): boolean {
+/** Whether a datagram from `from` comes from `server` (IPv4-mapped and bracketed forms compare equal). */
+export function isFrom(server: NetAddr, from: NetAddr): boolean {
   const strip = (h: string) => h.replace(/^::ffff:/i, "").replace(/^\[|\]$/g, "");
-  return strip(a) === strip(b);
+  return from.port === server.port && strip(from.hostname) === strip(server.hostname);
+}
+
+/** Resolves `host` and opens a client UDP socket of the same address family, on any port. */
+export async function openClientSocket(
+  host: string,
+  port: number,
+): Promise<{ socket: DatagramConn; server: NetAddr }> {
+  const ip = await resolveHost(host);
+  const server: NetAddr = { transport: "udp", hostname: ip, port };
+  try {
+    const socket = await runtime.listenDatagram({ hostname: ip.includes(":") ? "::" : "0.0.0.0", port: 0 });
+    return { socket, server };
+  } catch (error) {
+    throw withContext("cannot open a UDP socket", error);
+  }
 }
 
 /** Waits for the first datagram from `server`; rejects when the socket closes. */
@@ -70,7 +86,7 @@ async function firstReplyFrom(socket: DatagramConn, server: NetAddr): Promise<st
   const buffer = new Uint8Array(65536);
   for (;;) {
     const [data, from] = await socket.receive(buffer);
-    if (from.port === server.port && sameHost(from.hostname, server.hostname)) {
+    if (isFrom(server, from)) {
       return new TextDecoder().decode(data).trim();
     }
   }
@@ -94,13 +110,9 @@ export async function sendFileUdp(options: UdpSendOptions): Promise<TransferSumm
   const input = InputFile.open(options.file);
   let socket: DatagramConn | undefined;
   try {
-    const ip = await resolveHost(options.host);
-    const server: NetAddr = { transport: "udp", hostname: ip, port };
-    try {
-      socket = await runtime.listenDatagram({ hostname: ip.includes(":") ? "::" : "0.0.0.0", port: 0 });
-    } catch (error) {
-      throw withContext("cannot open a UDP socket", error);
-    }
+    const opened = await openClientSocket(options.host, port);
+    socket = opened.socket;
+    const server = opened.server;
     emit({ type: "preparing", file: options.file, bytes: input.size, host: options.host, port, buffer });
     const watch = new Stopwatch();
     const reply = firstReplyFrom(socket, server);
