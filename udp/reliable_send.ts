@@ -52,6 +52,8 @@ export type ReliableClientEvent =
 
 /** Datagrams per send batch. */
 const BATCH = 32;
+/** No progress for this long ends a transfer, whatever else happens. */
+const STALL_MS = 30_000;
 
 /** Resolves on the next event-loop turn, letting socket callbacks run. */
 function nextTurn(): Promise<void> {
@@ -176,8 +178,33 @@ async function drive(
   if (sender.chunks === 0) sender.setDigest(clock(), new Uint8Array(hash.digest()));
   let connected = false;
   let lastProgress = 0;
+  // A last line of defence against a stuck loop or an await that never
+  // settles: no acknowledged byte and no phase change for STALL_MS ends the
+  // transfer with an error (the core's own timeouts normally end it sooner).
+  let stalled = false;
+  let spins = 0;
+  let progressMark = `${sender.phase}:${sender.stats.bytesAcked}`;
+  let progressAt = clock();
+  const watchdog = setInterval(() => {
+    const mark = `${sender.phase}:${sender.stats.bytesAcked}`;
+    if (mark !== progressMark) {
+      progressMark = mark;
+      progressAt = clock();
+    } else if (clock() - progressAt > STALL_MS) {
+      stalled = true;
+      const w = wake;
+      wake = undefined;
+      w?.();
+      try {
+        socket.close();
+      } catch { /* already closed */ }
+    }
+  }, 1000);
   try {
     for (;;) {
+      if (stalled) {
+        throw new CliError(`the transfer stalled: no progress for ${STALL_MS / 1000} s`, ExitCode.NETWORK);
+      }
       let now = clock();
       sender.handleTimeout(now);
       let sent = 0;
@@ -231,7 +258,11 @@ async function drive(
       }
       const deadline = sender.pollTimeout(clock());
       const delay = deadline === undefined ? 50 : deadline - clock();
-      if (delay <= 0) continue;
+      if (delay <= 0) {
+        // Due now: go round again, but let timers and I/O run now and then.
+        if (++spins % 64 === 0) await nextTurn();
+        continue;
+      }
       if (delay < 1) {
         // The pacer's sub-millisecond gaps: sleep (not spin, which would steal
         // the CPU the receiver and the kernel's network path need) and let
@@ -249,7 +280,10 @@ async function drive(
       wake = undefined;
     }
   } finally {
-    socket.close();
+    clearInterval(watchdog);
+    try {
+      socket.close();
+    } catch { /* already closed */ }
     await receiving;
   }
 }

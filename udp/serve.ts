@@ -112,7 +112,8 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
       outDir: options.outDir,
       maxBytes,
       maxSessions: options.maxSessions ?? 256,
-      idleTimeoutMs: Math.max(idleTimeoutMs, 5000),
+      // Longer than a reliable sender can stay silent (RTO backoff up to 2 s, a few losses in a row).
+      idleTimeoutMs: Math.max(idleTimeoutMs, 20_000),
       windowBytes: options.windowBytes ?? 16 << 20,
     },
     emit,
