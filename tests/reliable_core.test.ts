@@ -289,7 +289,7 @@ function done(session: number, bytes: number, digest: Uint8Array, status: number
 // ----------------------------------------------------------- handshake ----
 
 describe("sender handshake", () => {
-  test("HELLO is retried with exponential backoff, then the sender fails at the handshake timeout", () => {
+  test("HELLO is retried with exponential backoff capped at 500 ms, then the sender fails at the handshake timeout", () => {
     const start = 1000;
     const sender = new ReliableSender(start, {
       session: 7,
@@ -318,8 +318,8 @@ describe("sender handshake", () => {
       now = next;
       sender.handleTimeout(now);
     }
-    // Intervals 100, 200, 400, 800 (the maximum), 800.
-    assert.deepEqual(helloTimes, [0, 100, 300, 700, 1500, 2300]);
+    // Intervals 100, 200, 400 (RTO backoff), then 500 (the cap for HELLO/FIN repeats, below the 800 ms max RTO).
+    assert.deepEqual(helloTimes, [0, 100, 300, 700, 1200, 1700, 2200, 2700]);
     assert.equal(now, start + 3000, "fails exactly at the handshake timeout");
     const events = drainEvents(sender);
     assert.equal(events.length, 1);
@@ -328,7 +328,7 @@ describe("sender handshake", () => {
     assert.equal(sender.phase, "failed");
     assert.equal(sender.pollTimeout(now), undefined);
     assert.equal(sender.pollTransmit(now + 10_000), undefined);
-    assert.equal(sender.stats.datagramsSent, 6);
+    assert.equal(sender.stats.datagramsSent, 8);
   });
 
   test("the handshake failure names the right timeout when the clock starts at 0", () => {

@@ -88,8 +88,10 @@ export async function sendFileReliable(options: ReliableSendOptions): Promise<Re
       size: input.size,
       chunkSize: buffer,
       handshakeTimeoutMs: timeoutMs,
-      finTimeoutMs: Math.max(timeoutMs, 5000),
-      idleTimeoutMs: Math.max(timeoutMs, 5000),
+      // Silence in mid-transfer is survivable for a while: with the RTO capped
+      // at 1 s, 20 s allow 20 retransmissions, enough at 30% loss each way.
+      finTimeoutMs: Math.max(timeoutMs, 20_000),
+      idleTimeoutMs: Math.max(timeoutMs, 20_000),
       rate: options.fixedRate ? { fixedRate: options.fixedRate } : undefined,
     });
     const result = await drive(sender, socket, server, input, watch, emit);

@@ -18,7 +18,7 @@ export interface RttConfig {
 }
 
 /** Defaults suited to LANs and loopback; RFC 6298's 1 s minimum is for the Internet of 2011. */
-export const DEFAULT_RTT_CONFIG: RttConfig = { initialRto: 250, minRto: 40, maxRto: 2000 };
+export const DEFAULT_RTT_CONFIG: RttConfig = { initialRto: 250, minRto: 40, maxRto: 1000 };
 
 /** RFC 6298 estimator. All times in milliseconds. */
 export class RttEstimator {

@@ -112,8 +112,8 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
       outDir: options.outDir,
       maxBytes,
       maxSessions: options.maxSessions ?? 256,
-      // Longer than a reliable sender can stay silent (RTO backoff up to 2 s, a few losses in a row).
-      idleTimeoutMs: Math.max(idleTimeoutMs, 20_000),
+      // Longer than a reliable sender waits for us (20 s), so the sender gives up first.
+      idleTimeoutMs: Math.max(idleTimeoutMs, 30_000),
       windowBytes: options.windowBytes ?? 16 << 20,
     },
     emit,
