@@ -21,11 +21,12 @@
 import { spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
-import { basename, delimiter, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { EXIT_CODES_HELP, parseFlags, runMain, versionLine } from "../shared/cli.ts";
 import { ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
 import { udpBenchSvg } from "./chart.ts";
+import { fmtMB, fmtRatio, jsonLines, list, median, progress, ratio, tail, which, whole } from "./common.ts";
 import { freePort, ROOT, sha256 } from "./procs.ts";
 
 /** `--help` text. */
@@ -180,36 +181,6 @@ async function waitUntil(child: Child, test: () => boolean, ms: number): Promise
   return true;
 }
 
-function tail(text: string, n = 300): string {
-  const t = text.trim().replace(/\s+/g, " ");
-  return t.length > n ? `…${t.slice(t.length - n)}` : t;
-}
-
-function jsonLines(text: string): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch { /* partial line */ }
-  }
-  return out;
-}
-
-/** An executable found on PATH or in extra folders, or undefined. */
-function which(name: string, extraDirs: string[] = []): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), ...extraDirs].filter((d) => d !== "");
-  for (const dir of dirs) {
-    const path = join(dir, name);
-    try {
-      // (fs.accessSync would need --allow-sys on Deno.)
-      const stat = fs.statSync(path);
-      if (stat.isFile() && (stat.mode & 0o111) !== 0) return path;
-    } catch { /* not here */ }
-  }
-  return undefined;
-}
-
 // -------------------------------------------------------------- runtimes ----
 
 /** A runtime that runs our entry points. */
@@ -295,13 +266,6 @@ interface Row {
   ratioToZeroLoss?: number | null;
 }
 
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 function summarize(row: Row): RowSummary {
   const good = row.runs.filter((r) => r.ok && r.mbPerS !== null && r.seconds !== null);
   const mbps = good.map((r) => r.mbPerS as number);
@@ -316,19 +280,6 @@ function summarize(row: Row): RowSummary {
 }
 
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
-
-function fmtMB(x: number | null | undefined): string {
-  if (x === null || x === undefined) return "-";
-  return x >= 100 ? x.toFixed(1) : x >= 10 ? x.toFixed(2) : x.toFixed(3);
-}
-
-function fmtRatio(x: number | null | undefined): string {
-  return x === null || x === undefined || !Number.isFinite(x) ? "-" : `${x.toFixed(2)}×`;
-}
-
-function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
-  return a === null || a === undefined || b === null || b === undefined || b === 0 ? null : a / b;
-}
 
 /** A plain text table: first row is the header; a shorter row's last cell spans the rest. */
 function table(rows: string[][], rightAligned: Set<number>): string {
@@ -788,29 +739,11 @@ async function lossRun(
 
 // ------------------------------------------------------------------ main ----
 
-function list(value: string, flag: string): string[] {
-  return value.split(",").map((s) => s.trim()).filter((s) => s !== "" && s !== "none").map((s) => {
-    if (/\s/.test(s)) throw usageError(`--${flag}: bad item '${s}'`);
-    return s;
-  });
-}
-
-function whole(value: string, flag: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
-    throw usageError(`--${flag} must be a whole number from ${min} to ${max}, got '${value}'`);
-  }
-  return Number(value);
-}
-
 /** A /proc file's text ("" if unreadable). Deno grants /proc only with --allow-all, so `cat` it. */
 async function readProc(path: string): Promise<string> {
   const child = startChild(`cat ${path}`, ["cat", path], 5000);
   const ended = await child.ended;
   return ended.code === 0 ? child.out.stdout : "";
-}
-
-function progress(text: string): void {
-  console.log(`  ${text}`);
 }
 
 function describeRun(r: RunRecord): string {

@@ -1,0 +1,87 @@
+/**
+ * Small helpers shared by the benchmarks (bench/tcp.ts, bench/udp.ts):
+ * output formatting, medians and ratios, flag parsing, PATH lookup.
+ *
+ * @module
+ */
+
+import * as fs from "node:fs";
+import { delimiter, join } from "node:path";
+import { usageError } from "../shared/errors.ts";
+
+/** tail (shared by the benchmarks). */
+export function tail(text: string, n = 300): string {
+  const t = text.trim().replace(/\s+/g, " ");
+  return t.length > n ? `…${t.slice(t.length - n)}` : t;
+}
+
+/** jsonLines (shared by the benchmarks). */
+export function jsonLines(text: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch { /* partial line */ }
+  }
+  return out;
+}
+
+/** An executable found on PATH or in extra folders, or undefined. */
+export function which(name: string, extraDirs: string[] = []): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), ...extraDirs].filter((d) => d !== "");
+  for (const dir of dirs) {
+    const path = join(dir, name);
+    try {
+      // (fs.accessSync would need --allow-sys on Deno.)
+      const stat = fs.statSync(path);
+      if (stat.isFile() && (stat.mode & 0o111) !== 0) return path;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/** median (shared by the benchmarks). */
+export function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** fmtMB (shared by the benchmarks). */
+export function fmtMB(x: number | null | undefined): string {
+  if (x === null || x === undefined) return "-";
+  return x >= 100 ? x.toFixed(1) : x >= 10 ? x.toFixed(2) : x.toFixed(3);
+}
+
+/** fmtRatio (shared by the benchmarks). */
+export function fmtRatio(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? "-" : `${x.toFixed(2)}×`;
+}
+
+/** ratio (shared by the benchmarks). */
+export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  return a === null || a === undefined || b === null || b === undefined || b === 0 ? null : a / b;
+}
+
+/** list (shared by the benchmarks). */
+export function list(value: string, flag: string): string[] {
+  return value.split(",").map((s) => s.trim()).filter((s) => s !== "" && s !== "none").map((s) => {
+    if (/\s/.test(s)) throw usageError(`--${flag}: bad item '${s}'`);
+    return s;
+  });
+}
+
+/** whole (shared by the benchmarks). */
+export function whole(value: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+    throw usageError(`--${flag} must be a whole number from ${min} to ${max}, got '${value}'`);
+  }
+  return Number(value);
+}
+
+/** progress (shared by the benchmarks). */
+export function progress(text: string): void {
+  console.log(`  ${text}`);
+}
