@@ -38,8 +38,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DIST = join(ROOT, "dist");
 
 /** What each program needs from Deno. Servers bind, read and write `--out`; clients connect and read `--file`. */
-const SERVER = ["--allow-net", "--allow-read", "--allow-write"];
-const CLIENT = ["--allow-net", "--allow-read"];
+const SERVER = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=IMGXFER_PSK"];
+const CLIENT = ["--allow-net", "--allow-read", "--allow-env=IMGXFER_PSK"];
 const RELAY = ["--allow-net"];
 
 interface Program {

@@ -239,29 +239,85 @@ function exists(path: string): boolean {
   }
 }
 
+/** Options of a {@linkcode ReceivingFile}. */
+export interface ReceivingFileOptions {
+  /**
+   * Makes the temporary file resumable: its name is derived from this id
+   * (see {@linkcode resumeId}), an existing one is reopened rather than
+   * replaced, and {@linkcode ReceivingFile.keep} leaves it in place for the
+   * next attempt. Only letters, digits, `-` and `_`.
+   */
+  resumeId?: string;
+}
+
+/**
+ * A stable id for a resumable transfer, from what identifies it (transport,
+ * safe name, size, …): 24 hex digits of a SHA-256.
+ */
+export function resumeId(parts: Array<string | number>): string {
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 24);
+}
+
 /**
  * A file being received: written under a hidden temporary name in the output
  * folder, then either committed (moved to a name that does not exist yet) or
  * discarded. Nothing under a final name is ever half-written.
+ *
+ * A resumable file (`options.resumeId`) lives under a stable hidden name
+ * `.<final name>.<id>.resume.part` and may already hold bytes from an
+ * earlier attempt ({@linkcode existingBytes}); it is opened without following
+ * symbolic links and refused when it is not a plain file with one link, so a
+ * link planted in the output folder cannot redirect the write.
  */
 export class ReceivingFile {
   /** The temporary path. */
   readonly tempPath: string;
+  /** Whether the temporary file survives {@linkcode keep} for a later resume. */
+  readonly resumable: boolean;
+  /** Bytes the temporary file held when it was opened (0 unless resumable). */
+  readonly existingBytes: number;
   #dir: string;
   #fd: number | undefined;
   #written = 0;
   #committed: string | undefined;
 
-  /** Creates the temporary file in `dir` for a file to be named like `finalName`. */
-  constructor(dir: string, finalName: string) {
+  /** Creates (or, when resumable, reopens) the temporary file in `dir` for a file to be named like `finalName`. */
+  constructor(dir: string, finalName: string, options: ReceivingFileOptions = {}) {
     this.#dir = dir;
-    const unique = crypto.randomUUID().slice(0, 13);
-    this.tempPath = join(dir, `.${finalName}.${unique}.part`);
+    const id = options.resumeId;
+    this.resumable = id !== undefined;
+    if (id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new RangeError(`bad resume id ${id}`);
+    this.tempPath = join(
+      dir,
+      id === undefined
+        ? `.${finalName}.${crypto.randomUUID().slice(0, 13)}.part`
+        : `.${finalName}.${id}.resume.part`,
+    );
+    let existing = 0;
     try {
-      this.#fd = fs.openSync(this.tempPath, "wx+", 0o644);
+      if (id === undefined) {
+        this.#fd = fs.openSync(this.tempPath, "wx+", 0o644);
+      } else {
+        const flags = fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW;
+        this.#fd = fs.openSync(this.tempPath, flags, 0o644);
+        const stat = fs.fstatSync(this.#fd);
+        if (!stat.isFile() || stat.nlink !== 1) {
+          fs.closeSync(this.#fd);
+          this.#fd = undefined;
+          throw new CliError(
+            `cannot resume into '${this.tempPath}': not a plain file with a single link`,
+            ExitCode.FILE,
+          );
+        }
+        existing = stat.size;
+      }
     } catch (error) {
+      if ((error as { code?: string })?.code === "ELOOP") {
+        throw new CliError(`cannot resume into '${this.tempPath}': it is a symbolic link`, ExitCode.FILE);
+      }
       throw fileError(`cannot create a file in '${dir}'`, error);
     }
+    this.existingBytes = existing;
   }
 
   /** The final path once {@linkcode commit} succeeded. */
@@ -307,6 +363,54 @@ export class ReceivingFile {
     fs.ftruncateSync(this.#fd, length);
   }
 
+  /**
+   * Continues after the first `length` bytes (a verified prefix from an
+   * earlier attempt): cuts the file there and appends from there on.
+   */
+  resumeAt(length: number): void {
+    this.truncate(length);
+    this.#written = length;
+  }
+
+  /** The sidecar file that stores a resumable transfer's state (e.g. the chunks held). */
+  get sidecarPath(): string {
+    return `${this.tempPath}.json`;
+  }
+
+  /** The sidecar's text, or `undefined` when there is none. */
+  readSidecar(): string | undefined {
+    try {
+      const fd = fs.openSync(this.sidecarPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      try {
+        const stat = fs.fstatSync(fd);
+        if (!stat.isFile() || stat.size > 16 << 20) return undefined;
+        return new TextDecoder().decode(fs.readFileSync(fd));
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Replaces the sidecar's text atomically (written beside it, then renamed). */
+  writeSidecar(text: string): void {
+    const tmp = `${this.sidecarPath}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    fs.writeFileSync(tmp, text, { flag: "wx", mode: 0o644 });
+    fs.renameSync(tmp, this.sidecarPath);
+  }
+
+  /** Flushes the file's data to the disk (before a sidecar claims it holds them). */
+  sync(): void {
+    if (this.#fd !== undefined) fs.fsyncSync(this.#fd);
+  }
+
+  #removeSidecar(): void {
+    try {
+      fs.unlinkSync(this.sidecarPath);
+    } catch { /* none */ }
+  }
+
   #close(): void {
     if (this.#fd !== undefined) {
       const fd = this.#fd;
@@ -337,19 +441,21 @@ export class ReceivingFile {
           // File systems without hard links: check-then-rename.
           if (exists(candidate)) continue;
           fs.renameSync(this.tempPath, candidate);
+          this.#removeSidecar();
           this.#committed = candidate;
           return candidate;
         }
         throw fileError(`cannot save '${candidate}'`, error);
       }
       fs.unlinkSync(this.tempPath);
+      this.#removeSidecar();
       this.#committed = candidate;
       return candidate;
     }
     throw new CliError(`cannot find a free name for '${name}' in '${this.#dir}'`, ExitCode.FILE);
   }
 
-  /** Closes and deletes the temporary file. Safe to call twice; does nothing after a commit. */
+  /** Closes and deletes the temporary file (and sidecar). Safe to call twice; does nothing after a commit. */
   discard(): void {
     if (this.#committed) return;
     try {
@@ -358,6 +464,24 @@ export class ReceivingFile {
     try {
       fs.unlinkSync(this.tempPath);
     } catch { /* already gone */ }
+    this.#removeSidecar();
+  }
+
+  /**
+   * Ends an unfinished transfer: a resumable file is closed and left in
+   * place (with its sidecar) for the next attempt; any other is discarded.
+   * Returns whether the file was kept.
+   */
+  keep(): boolean {
+    if (this.#committed) return false;
+    if (!this.resumable) {
+      this.discard();
+      return false;
+    }
+    try {
+      this.#close();
+    } catch { /* already closed */ }
+    return true;
   }
 }
 

@@ -116,6 +116,11 @@ export interface Runtime {
   pause(ms: number): Promise<void>;
   /** Whether the user asked for no colour (`NO_COLOR`); needs no permission on Deno. */
   readonly noColor: boolean;
+  /**
+   * An environment variable, or `undefined` when it is unset or (on Deno)
+   * not readable without `--allow-env=NAME`.
+   */
+  env(name: string): string | undefined;
   /** Whether standard output or standard error is a terminal. */
   isTerminal(stream: "stdout" | "stderr"): boolean;
 }
@@ -205,6 +210,13 @@ function denoRuntime(deno: AnyDeno): Runtime {
       }
     },
     noColor: Boolean(deno.noColor),
+    env(name) {
+      try {
+        return deno.env.get(name);
+      } catch {
+        return undefined; // no --allow-env for this variable
+      }
+    },
     isTerminal: (stream) => (stream === "stdout" ? deno.stdout : deno.stderr).isTerminal(),
     pause(ms) {
       if (ms > 0) Atomics.wait(SLEEPER, 0, 0, ms);
@@ -588,6 +600,7 @@ function bunRuntime(bun: AnyBun): Runtime {
     connect: (o) => bunConnect(bun, o),
     listenDatagram: (o) => bunListenDatagram(bun, o),
     noColor: Boolean(process.env.NO_COLOR),
+    env: (name) => process.env[name],
     isTerminal: (stream) => Boolean((stream === "stdout" ? process.stdout : process.stderr).isTTY),
     pause(ms) {
       if (ms > 0) Atomics.wait(SLEEPER, 0, 0, ms);
