@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { loadPsk } from "./auth.ts";
 import { describeError, ExitCode, usageError } from "./errors.ts";
 import { ProgressBar } from "./progress.ts";
 import { runtime } from "./runtime.ts";
@@ -273,3 +274,26 @@ export const EXIT_CODES_HELP = `Exit codes:
   4  network error: connection refused, address in use, peer vanished, timeout
   5  Deno permission missing (the message names the --allow-* flag to add)
   70 internal error (a bug: please report it)`;
+
+/** The key flags every server and reliable client accepts, for {@linkcode parseFlags}. */
+export const PSK_FLAGS: Record<string, FlagSpec> = {
+  psk: { type: "string" },
+  "psk-file": { type: "string" },
+};
+
+/** `--help` lines of {@linkcode PSK_FLAGS}. */
+export const PSK_FLAGS_HELP = `  --psk SECRET          pre-shared key: both ends must hold it (visible in the
+                        process list: prefer --psk-file or IMGXFER_PSK)
+  --psk-file PATH       read the key from PATH (trailing newline ignored)
+                        (also: IMGXFER_PSK=SECRET in the environment)`;
+
+/**
+ * The pre-shared key from parsed {@linkcode PSK_FLAGS} or the `IMGXFER_PSK`
+ * variable, or `undefined` for none. Throws a usage error for a bad key.
+ */
+export function pskFromFlags(flags: FlagValues): Uint8Array | undefined {
+  return loadPsk({
+    psk: typeof flags.psk === "string" ? flags.psk : undefined,
+    pskFile: typeof flags["psk-file"] === "string" ? flags["psk-file"] : undefined,
+  });
+}
