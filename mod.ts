@@ -32,7 +32,7 @@ export {
   type ServerHandle,
 } from "./shared/server_events.ts";
 export { CliError, describeError, type ErrorReport, ExitCode, type ExitCodeValue } from "./shared/errors.ts";
-export { receivedName, safeBaseName } from "./shared/files.ts";
+export { receivedName, ReceivingFile, type ReceivingFileOptions, resumeId, safeBaseName } from "./shared/files.ts";
 export {
   type Conn,
   type DatagramConn,
@@ -43,6 +43,27 @@ export {
   type TcpOptions,
 } from "./shared/runtime.ts";
 export { RangeSet } from "./shared/range_set.ts";
+export {
+  Authenticator,
+  constantTimeEqual,
+  handshakeProof,
+  loadPsk,
+  NONCE_SIZE,
+  PSK_ENV,
+  type PskSources,
+  randomNonce,
+  ReplayGuard,
+  sessionKey,
+  TAG_SIZE,
+  verifyHandshakeProof,
+} from "./shared/auth.ts";
+export {
+  InlineSha256,
+  OFFLOAD_THRESHOLD,
+  OffloadedSha256,
+  type StreamHash,
+  streamSha256,
+} from "./shared/sha256_offload.ts";
 export { VERSION } from "./shared/version.ts";
 export { type ReliableClientEvent, type ReliableSendOptions, sendFileReliable } from "./udp/reliable_send.ts";
 export { type Outgoing, type ReliableServeOptions, ReliableSessions } from "./udp/reliable_serve.ts";
