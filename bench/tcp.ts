@@ -20,7 +20,6 @@
  * @module
  */
 
-import { spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -29,6 +28,7 @@ import { ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
 import { tcpBenchSvg } from "./chart.ts";
 import { fmtMB, fmtRatio, jsonLines, list, median, progress, ratio, tail, which, whole } from "./common.ts";
+import { type Child, Children, type Ended, exitWithin, sleep, waitUntil } from "./children.ts";
 import { freePort, ROOT, sha256 } from "./procs.ts";
 
 /** `--help` text. */
@@ -84,177 +84,10 @@ ${EXIT_CODES_HELP}`;
 
 // ------------------------------------------------------------ processes ----
 
-/** How a child process ended. */
-interface Ended {
-  code: number | null;
-  signal: string | null;
-  /** Wall seconds from spawn to exit. */
-  seconds: number;
-  /** `performance.now()` at exit. */
-  exitAt: number;
-  timedOut: boolean;
-  error?: string;
-}
-
-/** A running child process (the leader of its own process group). */
-interface Child {
-  label: string;
-  pid: number | undefined;
-  /** `performance.now()` just before spawning. */
-  startedAt: number;
-  /** stdout (when piped) and stderr as they arrive (kept to the last 4 MiB each). */
-  out: { stdout: string; stderr: string };
-  ended: Promise<Ended>;
-  exited: boolean;
-  stop(): Promise<Ended>;
-}
-
-const MAX_CAPTURE = 4 << 20;
-const live = new Set<Child>();
-
-/** Where a child's stdin comes from / stdout goes: a pipe (stdout), /dev/null (stdin), or an open fd. */
-interface Stdio {
-  stdin?: number;
-  stdout?: number;
-}
-
-/**
- * Starts `cmd` as the leader of a new process group; after `timeoutMs` sends
- * SIGTERM to the group (its PID), then SIGKILL 3 s later.
- */
-function startChild(label: string, cmd: string[], timeoutMs: number, stdio: Stdio = {}): Child {
-  const startedAt = performance.now();
-  const child = spawn(cmd[0], cmd.slice(1), {
-    stdio: [stdio.stdin ?? "ignore", stdio.stdout ?? "pipe", "pipe"],
-    detached: true,
-  });
-  let timedOut = false;
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const signalGroup = (sig: "SIGTERM" | "SIGKILL") => {
-    if (child.pid === undefined || proc.exited) return;
-    try {
-      process.kill(-child.pid, sig); // the group: a /usr/bin/time wrapper and its command
-    } catch {
-      try {
-        process.kill(child.pid, sig);
-      } catch { /* already gone */ }
-    }
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    signalGroup("SIGTERM");
-    killTimer = setTimeout(() => signalGroup("SIGKILL"), 3000);
-  }, timeoutMs);
-  const append = (key: "stdout" | "stderr", d: unknown) => {
-    let text = proc.out[key] + String(d);
-    if (text.length > MAX_CAPTURE) text = text.slice(text.length - MAX_CAPTURE);
-    proc.out[key] = text;
-  };
-  child.stdout?.on("data", (d) => append("stdout", d));
-  child.stderr?.on("data", (d) => append("stderr", d));
-  const proc: Child = {
-    label,
-    pid: child.pid,
-    startedAt,
-    out: { stdout: "", stderr: "" },
-    exited: false,
-    ended: new Promise<Ended>((resolveEnded) => {
-      let exitAt = 0;
-      let spawnError: string | undefined;
-      const finish = (code: number | null, signal: string | null) => {
-        clearTimeout(timer);
-        if (killTimer !== undefined) clearTimeout(killTimer);
-        if (proc.exited) return;
-        proc.exited = true;
-        live.delete(proc);
-        exitAt ||= performance.now();
-        resolveEnded({
-          code,
-          signal,
-          seconds: (exitAt - startedAt) / 1000,
-          exitAt,
-          timedOut,
-          error: spawnError,
-        });
-      };
-      child.on("error", (error) => {
-        spawnError = String((error as Error).message ?? error);
-        exitAt ||= performance.now();
-        // A process that never started emits no "close".
-        if (child.pid === undefined) finish(null, null);
-      });
-      child.on("exit", () => exitAt ||= performance.now());
-      child.on("close", (code, signal) => finish(code, signal));
-    }),
-    stop: async () => {
-      if (!proc.exited) {
-        signalGroup("SIGTERM");
-        const hard = setTimeout(() => signalGroup("SIGKILL"), 3000);
-        const ended = await proc.ended;
-        clearTimeout(hard);
-        return ended;
-      }
-      return await proc.ended;
-    },
-  };
-  live.add(proc);
-  return proc;
-}
-
-/** Stops every child still running (by PID) and waits for them. */
-async function stopAll(): Promise<void> {
-  await Promise.allSettled([...live].map((c) => c.stop()));
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `test` holds, the child exits, or `ms` pass; true if `test` held. */
-async function waitUntil(
-  child: Child,
-  test: () => boolean | Promise<boolean>,
-  ms: number,
-  stepMs = 10,
-): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  while (!await test()) {
-    if (child.exited || performance.now() > deadline) return await test();
-    await sleep(stepMs);
-  }
-  return true;
-}
-
-/** Waits for a child's exit for at most `ms`; undefined if it is still running. */
-async function exitWithin(child: Child, ms: number): Promise<Ended | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const result = await Promise.race([
-    child.ended,
-    new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
-  ]);
-  clearTimeout(timer);
-  return result;
-}
-
-let procDirect: boolean | undefined;
-
-/**
- * A /proc file's text ("" if unreadable). Bun reads it directly; Deno grants
- * /proc only with --allow-all, so there it is read with `cat`.
- */
-async function readProc(path: string): Promise<string> {
-  if (procDirect !== false) {
-    try {
-      const text = fs.readFileSync(path, "utf8");
-      procDirect = true;
-      return text;
-    } catch (error) {
-      if ((error as { code?: string }).code === "ENOENT") return "";
-      procDirect = false;
-    }
-  }
-  const child = startChild(`cat ${path}`, ["cat", path], 5000);
-  const ended = await child.ended;
-  return ended.code === 0 ? child.out.stdout : "";
-}
+const children = new Children();
+const startChild = children.start.bind(children);
+const stopAll = () => children.stopAll();
+const readProc = (path: string) => children.readProc(path);
 
 /** Whether something listens on 127.0.0.1:`port` (TCP), from /proc/net/tcp; undefined if unreadable. */
 async function listeningOn(port: number): Promise<boolean | undefined> {
@@ -301,7 +134,7 @@ class RssProbe {
       while (this.polling && !child.exited) {
         const kib = Number(/VmHWM:\s*(\d+)/.exec(await readProc(`/proc/${pid}/status`))?.[1]);
         if (Number.isFinite(kib) && kib > 0) this.maxKiB = Math.max(this.maxKiB ?? 0, kib);
-        await sleep(procDirect ? 20 : 100);
+        await sleep(children.readsProcDirectly ? 20 : 100);
       }
     })();
   }

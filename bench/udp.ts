@@ -18,7 +18,6 @@
  * @module
  */
 
-import { spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -27,6 +26,7 @@ import { ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
 import { udpBenchSvg } from "./chart.ts";
 import { fmtMB, fmtRatio, jsonLines, list, median, progress, ratio, tail, which, whole } from "./common.ts";
+import { type Child, Children, sleep, waitUntil } from "./children.ts";
 import { freePort, ROOT, sha256 } from "./procs.ts";
 
 /** `--help` text. */
@@ -77,109 +77,10 @@ ${EXIT_CODES_HELP}`;
 
 // ------------------------------------------------------------ processes ----
 
-/** How a child process ended. */
-interface Ended {
-  code: number | null;
-  signal: string | null;
-  /** Wall seconds from spawn to exit. */
-  seconds: number;
-  timedOut: boolean;
-  error?: string;
-}
-
-/** A running child process. */
-interface Child {
-  label: string;
-  pid: number | undefined;
-  /** stdout and stderr as they arrive (kept to the last 4 MiB each). */
-  out: { stdout: string; stderr: string };
-  ended: Promise<Ended>;
-  exited: boolean;
-  stop(): Promise<Ended>;
-}
-
-const MAX_CAPTURE = 4 << 20;
-const live = new Set<Child>();
-
-/** Starts `cmd`; kills it by PID (SIGTERM, then SIGKILL) after `timeoutMs`. */
-function startChild(label: string, cmd: string[], timeoutMs: number): Child {
-  const began = performance.now();
-  const child = spawn(cmd[0], cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-  let timedOut = false;
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const signalPid = (sig: "SIGTERM" | "SIGKILL") => {
-    if (child.pid === undefined || proc.exited) return;
-    try {
-      process.kill(child.pid, sig);
-    } catch { /* already gone */ }
-  };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    signalPid("SIGTERM");
-    killTimer = setTimeout(() => signalPid("SIGKILL"), 3000);
-  }, timeoutMs);
-  const append = (key: "stdout" | "stderr", d: unknown) => {
-    let text = proc.out[key] + String(d);
-    if (text.length > MAX_CAPTURE) text = text.slice(text.length - MAX_CAPTURE);
-    proc.out[key] = text;
-  };
-  child.stdout?.on("data", (d) => append("stdout", d));
-  child.stderr?.on("data", (d) => append("stderr", d));
-  const proc: Child = {
-    label,
-    pid: child.pid,
-    out: { stdout: "", stderr: "" },
-    exited: false,
-    ended: new Promise<Ended>((resolveEnded) => {
-      let seconds = 0;
-      let spawnError: string | undefined;
-      child.on("error", (error) => {
-        spawnError = String((error as Error).message ?? error);
-        seconds ||= (performance.now() - began) / 1000;
-        // A process that never started emits no "close".
-        if (child.pid === undefined) finish(null, null);
-      });
-      child.on("exit", () => seconds = (performance.now() - began) / 1000);
-      const finish = (code: number | null, signal: string | null) => {
-        clearTimeout(timer);
-        if (killTimer !== undefined) clearTimeout(killTimer);
-        proc.exited = true;
-        live.delete(proc);
-        resolveEnded({ code, signal, seconds, timedOut, error: spawnError });
-      };
-      child.on("close", (code, signal) => finish(code, signal));
-    }),
-    stop: async () => {
-      if (!proc.exited) {
-        signalPid("SIGTERM");
-        const hard = setTimeout(() => signalPid("SIGKILL"), 3000);
-        const ended = await proc.ended;
-        clearTimeout(hard);
-        return ended;
-      }
-      return await proc.ended;
-    },
-  };
-  live.add(proc);
-  return proc;
-}
-
-/** Stops every child still running (by PID) and waits for them. */
-async function stopAll(): Promise<void> {
-  await Promise.allSettled([...live].map((c) => c.stop()));
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `test` holds, the child exits, or `ms` pass; true if `test` held. */
-async function waitUntil(child: Child, test: () => boolean, ms: number): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  while (!test()) {
-    if (child.exited || performance.now() > deadline) return test();
-    await sleep(10);
-  }
-  return true;
-}
+const children = new Children();
+const startChild = children.start.bind(children);
+const stopAll = () => children.stopAll();
+const readProc = (path: string) => children.readProc(path);
 
 // -------------------------------------------------------------- runtimes ----
 
@@ -738,13 +639,6 @@ async function lossRun(
 }
 
 // ------------------------------------------------------------------ main ----
-
-/** A /proc file's text ("" if unreadable). Deno grants /proc only with --allow-all, so `cat` it. */
-async function readProc(path: string): Promise<string> {
-  const child = startChild(`cat ${path}`, ["cat", path], 5000);
-  const ended = await child.ended;
-  return ended.code === 0 ? child.out.stdout : "";
-}
 
 function describeRun(r: RunRecord): string {
   if (!r.ok) return `FAILED: ${r.error}`;

@@ -1,0 +1,207 @@
+/**
+ * Child processes for the benchmarks: each started as the leader of its own
+ * process group (so a `/usr/bin/time` wrapper and its command stop
+ * together), killed after a timeout, with its output captured; plus waits
+ * with deadlines and /proc reads.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+
+/** How a child process ended. */
+export interface Ended {
+  code: number | null;
+  signal: string | null;
+  /** Wall seconds from spawn to exit. */
+  seconds: number;
+  /** `performance.now()` at exit. */
+  exitAt: number;
+  timedOut: boolean;
+  error?: string;
+}
+
+/** A running child process (the leader of its own process group). */
+export interface Child {
+  label: string;
+  pid: number | undefined;
+  /** `performance.now()` just before spawning. */
+  startedAt: number;
+  /** stdout (when piped) and stderr as they arrive (kept to the last 4 MiB each). */
+  out: { stdout: string; stderr: string };
+  ended: Promise<Ended>;
+  exited: boolean;
+  stop(): Promise<Ended>;
+}
+
+const MAX_CAPTURE = 4 << 20;
+
+/** Where a child's stdin comes from / stdout goes: a pipe (stdout), /dev/null (stdin), or an open fd. */
+export interface Stdio {
+  stdin?: number;
+  stdout?: number;
+}
+
+/**
+ * The child processes one benchmark started, so they can all be stopped
+ * when it ends or is interrupted.
+ */
+export class Children {
+  #live = new Set<Child>();
+
+  /**
+   * Starts `cmd` as the leader of a new process group; after `timeoutMs` sends
+   * SIGTERM to the group (its PID), then SIGKILL 3 s later.
+   */
+  start(label: string, cmd: string[], timeoutMs: number, stdio: Stdio = {}): Child {
+    const child = startProcess(label, cmd, timeoutMs, stdio, (proc) => this.#live.delete(proc));
+    this.#live.add(child);
+    return child;
+  }
+
+  /** Stops every child still running and waits for them. */
+  async stopAll(): Promise<void> {
+    await Promise.allSettled([...this.#live].map((c) => c.stop()));
+  }
+
+  /**
+   * A /proc file's text ("" if unreadable). Bun reads it directly; Deno grants
+   * /proc only with --allow-all, so there it is read with `cat`.
+   */
+  async readProc(path: string): Promise<string> {
+    if (this.#procDirect !== false) {
+      try {
+        const text = fs.readFileSync(path, "utf8");
+        this.#procDirect = true;
+        return text;
+      } catch (error) {
+        if ((error as { code?: string }).code === "ENOENT") return "";
+        this.#procDirect = false;
+      }
+    }
+    const child = this.start(`cat ${path}`, ["cat", path], 5000);
+    const ended = await child.ended;
+    return ended.code === 0 ? child.out.stdout : "";
+  }
+
+  /** Whether /proc is read directly (cheap enough to poll often) rather than through `cat`. */
+  get readsProcDirectly(): boolean {
+    return this.#procDirect === true;
+  }
+
+  #procDirect: boolean | undefined;
+}
+
+function startProcess(
+  label: string,
+  cmd: string[],
+  timeoutMs: number,
+  stdio: Stdio,
+  onExit: (child: Child) => void,
+): Child {
+  const startedAt = performance.now();
+  const child = spawn(cmd[0], cmd.slice(1), {
+    stdio: [stdio.stdin ?? "ignore", stdio.stdout ?? "pipe", "pipe"],
+    detached: true,
+  });
+  let timedOut = false;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const signalGroup = (sig: "SIGTERM" | "SIGKILL") => {
+    if (child.pid === undefined || proc.exited) return;
+    try {
+      process.kill(-child.pid, sig); // the group: a /usr/bin/time wrapper and its command
+    } catch {
+      try {
+        process.kill(child.pid, sig);
+      } catch { /* already gone */ }
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    signalGroup("SIGTERM");
+    killTimer = setTimeout(() => signalGroup("SIGKILL"), 3000);
+  }, timeoutMs);
+  const append = (key: "stdout" | "stderr", d: unknown) => {
+    let text = proc.out[key] + String(d);
+    if (text.length > MAX_CAPTURE) text = text.slice(text.length - MAX_CAPTURE);
+    proc.out[key] = text;
+  };
+  child.stdout?.on("data", (d) => append("stdout", d));
+  child.stderr?.on("data", (d) => append("stderr", d));
+  const proc: Child = {
+    label,
+    pid: child.pid,
+    startedAt,
+    out: { stdout: "", stderr: "" },
+    exited: false,
+    ended: new Promise<Ended>((resolveEnded) => {
+      let exitAt = 0;
+      let spawnError: string | undefined;
+      const finish = (code: number | null, signal: string | null) => {
+        clearTimeout(timer);
+        if (killTimer !== undefined) clearTimeout(killTimer);
+        if (proc.exited) return;
+        proc.exited = true;
+        onExit(proc);
+        exitAt ||= performance.now();
+        resolveEnded({
+          code,
+          signal,
+          seconds: (exitAt - startedAt) / 1000,
+          exitAt,
+          timedOut,
+          error: spawnError,
+        });
+      };
+      child.on("error", (error) => {
+        spawnError = String((error as Error).message ?? error);
+        exitAt ||= performance.now();
+        // A process that never started emits no "close".
+        if (child.pid === undefined) finish(null, null);
+      });
+      child.on("exit", () => exitAt ||= performance.now());
+      child.on("close", (code, signal) => finish(code, signal));
+    }),
+    stop: async () => {
+      if (!proc.exited) {
+        signalGroup("SIGTERM");
+        const hard = setTimeout(() => signalGroup("SIGKILL"), 3000);
+        const ended = await proc.ended;
+        clearTimeout(hard);
+        return ended;
+      }
+      return await proc.ended;
+    },
+  };
+  return proc;
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<unknown> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `test` holds, the child exits, or `ms` pass; true if `test` held. */
+export async function waitUntil(
+  child: Child,
+  test: () => boolean | Promise<boolean>,
+  ms: number,
+  stepMs = 10,
+): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (!await test()) {
+    if (child.exited || performance.now() > deadline) return await test();
+    await sleep(stepMs);
+  }
+  return true;
+}
+
+/** Waits for a child's exit for at most `ms`; undefined if it is still running. */
+export async function exitWithin(child: Child, ms: number): Promise<Ended | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const result = await Promise.race([
+    child.ended,
+    new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
+  ]);
+  clearTimeout(timer);
+  return result;
+}
