@@ -18,10 +18,21 @@
  * @module
  */
 
-export { sendFileTcp, type TcpClientEvent, type TcpSendOptions } from "./tcp/send.ts";
+export {
+  sendFileTcp,
+  type TcpClientEvent,
+  type TcpSendOptions,
+  type TcpTransferSummary,
+} from "./tcp/send.ts";
 export { CLASSIC_TCP_NAME, serveTcp, type TcpServeOptions } from "./tcp/serve.ts";
 export { resolveHost, sendFileUdp, type UdpClientEvent, type UdpSendOptions } from "./udp/send.ts";
-export { CLASSIC_UDP_SENT_NAME, serveUdp, type UdpServeOptions } from "./udp/serve.ts";
+export {
+  CLASSIC_BUSY,
+  CLASSIC_KEY_REQUIRED,
+  CLASSIC_UDP_SENT_NAME,
+  serveUdp,
+  type UdpServeOptions,
+} from "./udp/serve.ts";
 export { type AssemblerAction, ClassicAssembler, type LayoutStep } from "./udp/classic_assembler.ts";
 export * from "./shared/protocol.ts";
 export * from "./shared/metrics.ts";
@@ -32,7 +43,13 @@ export {
   type ServerHandle,
 } from "./shared/server_events.ts";
 export { CliError, describeError, type ErrorReport, ExitCode, type ExitCodeValue } from "./shared/errors.ts";
-export { receivedName, ReceivingFile, type ReceivingFileOptions, resumeId, safeBaseName } from "./shared/files.ts";
+export {
+  receivedName,
+  ReceivingFile,
+  type ReceivingFileOptions,
+  resumeId,
+  safeBaseName,
+} from "./shared/files.ts";
 export {
   type Conn,
   type DatagramConn,
@@ -53,9 +70,11 @@ export {
   type PskSources,
   randomNonce,
   ReplayGuard,
+  type Role,
   sessionKey,
   TAG_SIZE,
   verifyHandshakeProof,
+  WRONG_KEY,
 } from "./shared/auth.ts";
 export {
   InlineSha256,
@@ -65,8 +84,18 @@ export {
   streamSha256,
 } from "./shared/sha256_offload.ts";
 export { VERSION } from "./shared/version.ts";
-export { type ReliableClientEvent, type ReliableSendOptions, sendFileReliable } from "./udp/reliable_send.ts";
-export { type Outgoing, type ReliableServeOptions, ReliableSessions } from "./udp/reliable_serve.ts";
+export {
+  type ReliableClientEvent,
+  type ReliableSendOptions,
+  type ReliableSendSummary,
+  sendFileReliable,
+} from "./udp/reliable_send.ts";
+export {
+  type Outgoing,
+  type ReliableReceivedEvent,
+  type ReliableServeOptions,
+  ReliableSessions,
+} from "./udp/reliable_serve.ts";
 export {
   ReliableSender,
   type SenderEvent,
@@ -74,9 +103,15 @@ export {
   type SenderPhase,
   type SenderStats,
   type SenderTransmit,
+  SERVER_HAS_NO_KEY,
+  SERVER_PROOF_FAILED,
 } from "./udp/reliable_sender.ts";
 export {
+  type GateOptions,
+  type GateVerdict,
+  HandshakeGate,
   type ReceiverEvent,
+  type ReceiverKeys,
   type ReceiverOptions,
   type ReceiverPhase,
   type ReceiverStats,

@@ -37,6 +37,13 @@ export const PROOF_SIZE = 32;
 export const TAG_SIZE = 16;
 /** Size of a derived session key. */
 export const SESSION_KEY_SIZE = 32;
+/** The refusal a keyless sender gets from a server that has a key (TCP and UDP). */
+export const KEY_REQUIRED = "REFUSED: this server requires a key (--psk, --psk-file or IMGXFER_PSK)";
+/** The refusal a keyed sender gets from a server without a key (TCP and UDP). */
+export const SERVER_KEYLESS =
+  "REFUSED: this server has no key and cannot prove itself: send without a key, or start the server with --psk, --psk-file or IMGXFER_PSK";
+/** The refusal a sender gets when its proof does not verify (TCP and UDP). */
+export const WRONG_KEY = "REFUSED: wrong key (the client's proof does not verify)";
 /** Shortest key accepted, in bytes. */
 export const MIN_PSK_BYTES = 8;
 /** Longest key accepted, in bytes (a key file is read whole, so it stays small). */

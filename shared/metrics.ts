@@ -94,6 +94,10 @@ export interface TransferSummary {
   sha256?: string;
   /** Whether the server's digest matched ours (framed TCP only). */
   verified?: boolean;
+  /** With `--resume`: bytes not sent because the server already held them (0 when none). */
+  resumedBytes?: number;
+  /** With a key: whether the server proved it holds the key and its answers were authentic. */
+  authenticated?: boolean;
 }
 
 /** The reliable client's summary: the common fields plus protocol counters. */
@@ -116,4 +120,9 @@ export interface ReliableSummary extends TransferSummary {
   wireMbps: number;
   /** Wire bytes beyond the confirmed bytes, as a percentage of them (0 when nothing was confirmed). */
   overheadPercent: number;
+}
+
+/** `52428800` → `52,428,800`. */
+export function groupDigits(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }

@@ -11,6 +11,11 @@
  * - **framed TCP**: a header (magic, version, name, size), the bytes, and the
  *   SHA-256 of the bytes; the server replies with a status, the byte count and
  *   the digest it computed.
+ * - **framed TCP sessions** (version 2, only with a pre-shared key or
+ *   `--resume`): a request with flags and a client nonce, a key handshake
+ *   (challenge, proof), the server's offer of what it already holds
+ *   (accept), where the client starts, then the bytes (raw, or under a key
+ *   in authenticated records) and the same reply.
  *
  * Byte tables are in the README.
  *
@@ -381,6 +386,360 @@ export function parseFramedReply(bytes: Uint8Array): ParseResult<FramedReply> {
     },
     consumed: total,
   };
+}
+
+// ------------------------------------------------- framed TCP sessions ----
+//
+// Version 2 of the framed format, spoken only when the client has a key or
+// asks to resume (without either, a client sends version 1 byte for byte).
+// Every message opens with the magic, the version and a message type; the
+// byte tables are in the README.
+
+/** The framed version of a session (a key, `--resume`, or both). */
+export const FRAMED_SESSION_VERSION = 2;
+/** Server → client under a key: the server nonce and the server's proof. */
+export const FRAME_TYPE_CHALLENGE = 0x03;
+/** Client → server under a key: the client's proof. */
+export const FRAME_TYPE_PROOF = 0x04;
+/** Server → client: the transfer is accepted, with what the server already holds. */
+export const FRAME_TYPE_ACCEPT = 0x05;
+/** Client → server: the byte the data starts at. */
+export const FRAME_TYPE_START = 0x06;
+
+/** Flags of a session request. */
+export const SessionFlags = {
+  /** The client holds a pre-shared key: run the handshake, send authenticated records. */
+  KEY: 0x01,
+  /** The client asks what the server already holds of this file. */
+  RESUME: 0x02,
+} as const;
+const KNOWN_SESSION_FLAGS = SessionFlags.KEY | SessionFlags.RESUME;
+
+/** Size of a client or server nonce (as `NONCE_SIZE` in shared/auth.ts). */
+export const SESSION_NONCE_SIZE = 32;
+/** Size of a handshake proof (a full HMAC-SHA-256). */
+export const SESSION_PROOF_SIZE = 32;
+/** Size of a message or record authenticator (as `TAG_SIZE` in shared/auth.ts). */
+export const SESSION_TAG_SIZE = 16;
+/** Size of a session request before the name. */
+export const SESSION_REQUEST_FIXED_SIZE = 56;
+/** Size of the prefix every session message but the request opens with. */
+const MESSAGE_PREFIX_SIZE = 12;
+/** Size of a challenge. */
+export const CHALLENGE_SIZE: number = MESSAGE_PREFIX_SIZE + SESSION_NONCE_SIZE + SESSION_PROOF_SIZE;
+/** Size of a proof message. */
+export const PROOF_MESSAGE_SIZE: number = MESSAGE_PREFIX_SIZE + SESSION_PROOF_SIZE;
+/** Size of an accept message. */
+export const ACCEPT_SIZE: number = MESSAGE_PREFIX_SIZE + 8 + DIGEST_SIZE + SESSION_TAG_SIZE;
+/** Size of a start message. */
+export const START_SIZE: number = MESSAGE_PREFIX_SIZE + 8 + SESSION_TAG_SIZE;
+/** Largest payload of one authenticated record. */
+export const MAX_RECORD_PAYLOAD: number = 1 << 20;
+/** Size of a record's length field. */
+export const RECORD_HEADER_SIZE = 4;
+/** Bytes a record adds to its payload: the length and the tag. */
+export const RECORD_OVERHEAD: number = RECORD_HEADER_SIZE + SESSION_TAG_SIZE;
+/** Size of the authenticated end of a keyed session: the SHA-256 and its tag. */
+export const SEALED_TRAILER_SIZE: number = DIGEST_SIZE + SESSION_TAG_SIZE;
+
+/** Computes the tag of a message's bytes (an `Authenticator` under a session key). */
+export type Seal = (bytes: Uint8Array) => Uint8Array;
+
+/** A framed request of any version: version 1 has no flags and no nonce. */
+export interface FramedRequest extends FramedHeader {
+  /** {@linkcode SessionFlags} (0 for version 1). */
+  flags: number;
+  /** The client nonce (version 2). */
+  clientNonce?: Uint8Array;
+}
+
+/** A server's answer to a session request or proof. */
+export type ServerSessionMessage =
+  | { type: "challenge"; serverNonce: Uint8Array; proof: Uint8Array }
+  | { type: "accept"; offer: SessionOffer; tag: Uint8Array; signed: Uint8Array }
+  | { type: "reply"; reply: FramedReply };
+
+/** What the server already holds of the file: its first `bytes` bytes, whose SHA-256 is `digest`. */
+export interface SessionOffer {
+  /** Bytes held (0: nothing, start from the beginning). */
+  bytes: number;
+  /** SHA-256 of those bytes (zeros when there are none). */
+  digest: Uint8Array;
+}
+
+/** A start message: where the client's data begins. */
+export interface SessionStart {
+  /** The first byte the client sends: 0, or the offer's byte count when the prefixes match. */
+  offset: number;
+  /** The tag (zeros without a key). */
+  tag: Uint8Array;
+  /** The bytes the tag covers. */
+  signed: Uint8Array;
+}
+
+function writeMessagePrefix(out: Uint8Array, type: number): void {
+  out.set(FRAMED_MAGIC, 0);
+  out[8] = FRAMED_SESSION_VERSION;
+  out[9] = type;
+}
+
+/** Fills the last {@linkcode SESSION_TAG_SIZE} bytes of `out` with the seal of the rest. */
+function sealInPlace(out: Uint8Array, seal?: Seal): Uint8Array {
+  if (!seal) return out;
+  const tag = seal(out.subarray(0, out.length - SESSION_TAG_SIZE));
+  if (tag.length !== SESSION_TAG_SIZE) throw new RangeError("a tag must be 16 bytes");
+  out.set(tag, out.length - SESSION_TAG_SIZE);
+  return out;
+}
+
+function checkBytes(value: Uint8Array, size: number, what: string): void {
+  if (value.length !== size) throw new RangeError(`${what} must be ${size} bytes`);
+}
+
+/** Encodes a session request (version 2): the header fields, flags and the client nonce. */
+export function encodeSessionRequest(request: {
+  name: string;
+  size: number;
+  flags: number;
+  clientNonce: Uint8Array;
+}): Uint8Array {
+  checkSize(request.size);
+  checkBytes(request.clientNonce, SESSION_NONCE_SIZE, "the client nonce");
+  if ((request.flags & ~KNOWN_SESSION_FLAGS) !== 0) throw new RangeError(`unknown flags ${request.flags}`);
+  const name = encoder.encode(request.name);
+  if (name.length === 0 || name.length > MAX_NAME_BYTES) {
+    throw new RangeError(`file name must be 1-${MAX_NAME_BYTES} UTF-8 bytes`);
+  }
+  const out = new Uint8Array(SESSION_REQUEST_FIXED_SIZE + name.length);
+  const view = new DataView(out.buffer);
+  writeMessagePrefix(out, FRAME_TYPE_REQUEST);
+  view.setUint16(10, name.length, false);
+  view.setBigUint64(12, BigInt(request.size), false);
+  out[20] = request.flags;
+  out.set(request.clientNonce, 24);
+  out.set(name, SESSION_REQUEST_FIXED_SIZE);
+  return out;
+}
+
+/**
+ * Parses a framed request of version 1 or 2 from the start of `bytes`, like
+ * {@linkcode parseFramedHeader} (which it uses for every version but 2):
+ * an unknown version is returned, a malformed request throws
+ * {@linkcode ProtocolError}.
+ */
+export function parseFramedRequest(bytes: Uint8Array): ParseResult<FramedRequest> {
+  if (bytes.length < FRAMED_HEADER_FIXED_SIZE) return { need: FRAMED_HEADER_FIXED_SIZE };
+  if (bytes[8] !== FRAMED_SESSION_VERSION) {
+    const v1 = parseFramedHeader(bytes);
+    return "need" in v1 ? v1 : { value: { ...v1.value, flags: 0 }, consumed: v1.consumed };
+  }
+  if (!hasMagic(bytes)) throw new ProtocolError("not a framed imgxfer stream (bad magic)");
+  if (bytes[9] !== FRAME_TYPE_REQUEST) {
+    throw new ProtocolError(`expected a request header, got message type ${bytes[9]}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const nameLength = view.getUint16(10, false);
+  const size = view.getBigUint64(12, false);
+  if (nameLength === 0 || nameLength > MAX_NAME_BYTES) {
+    throw new ProtocolError(`file name length ${nameLength} is outside 1-${MAX_NAME_BYTES}`);
+  }
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(`declared size ${size} is too large`);
+  if (bytes.length < SESSION_REQUEST_FIXED_SIZE) return { need: SESSION_REQUEST_FIXED_SIZE };
+  const flags = bytes[20];
+  if ((flags & ~KNOWN_SESSION_FLAGS) !== 0) throw new ProtocolError(`unknown request flags ${flags}`);
+  const total = SESSION_REQUEST_FIXED_SIZE + nameLength;
+  if (bytes.length < total) return { need: total };
+  let name: string;
+  try {
+    name = decoder.decode(bytes.subarray(SESSION_REQUEST_FIXED_SIZE, total));
+  } catch {
+    throw new ProtocolError("file name is not valid UTF-8");
+  }
+  return {
+    value: {
+      version: FRAMED_SESSION_VERSION,
+      name,
+      size: Number(size),
+      flags,
+      clientNonce: bytes.slice(24, SESSION_REQUEST_FIXED_SIZE),
+    },
+    consumed: total,
+  };
+}
+
+/** Encodes a challenge: the server nonce and the server's handshake proof. */
+export function encodeChallenge(challenge: { serverNonce: Uint8Array; proof: Uint8Array }): Uint8Array {
+  checkBytes(challenge.serverNonce, SESSION_NONCE_SIZE, "the server nonce");
+  checkBytes(challenge.proof, SESSION_PROOF_SIZE, "the proof");
+  const out = new Uint8Array(CHALLENGE_SIZE);
+  writeMessagePrefix(out, FRAME_TYPE_CHALLENGE);
+  out.set(challenge.serverNonce, MESSAGE_PREFIX_SIZE);
+  out.set(challenge.proof, MESSAGE_PREFIX_SIZE + SESSION_NONCE_SIZE);
+  return out;
+}
+
+/** Encodes the client's handshake proof. */
+export function encodeProof(proof: Uint8Array): Uint8Array {
+  checkBytes(proof, SESSION_PROOF_SIZE, "the proof");
+  const out = new Uint8Array(PROOF_MESSAGE_SIZE);
+  writeMessagePrefix(out, FRAME_TYPE_PROOF);
+  out.set(proof, MESSAGE_PREFIX_SIZE);
+  return out;
+}
+
+/** Encodes an accept message with the server's offer, sealed under a key when `seal` is given. */
+export function encodeAccept(offer: SessionOffer, seal?: Seal): Uint8Array {
+  checkSize(offer.bytes);
+  checkBytes(offer.digest, DIGEST_SIZE, "the prefix digest");
+  const out = new Uint8Array(ACCEPT_SIZE);
+  writeMessagePrefix(out, FRAME_TYPE_ACCEPT);
+  new DataView(out.buffer).setBigUint64(MESSAGE_PREFIX_SIZE, BigInt(offer.bytes), false);
+  out.set(offer.digest, MESSAGE_PREFIX_SIZE + 8);
+  return sealInPlace(out, seal);
+}
+
+/** Encodes a start message, sealed under a key when `seal` is given. */
+export function encodeStart(offset: number, seal?: Seal): Uint8Array {
+  checkSize(offset);
+  const out = new Uint8Array(START_SIZE);
+  writeMessagePrefix(out, FRAME_TYPE_START);
+  new DataView(out.buffer).setBigUint64(MESSAGE_PREFIX_SIZE, BigInt(offset), false);
+  return sealInPlace(out, seal);
+}
+
+/**
+ * Checks the prefix of a fixed-size session message of `type` and returns
+ * its bytes, or how many are needed.
+ */
+function parseFixedMessage(bytes: Uint8Array, type: number, size: number): ParseResult<Uint8Array> {
+  if (bytes.length >= 8 && !hasMagic(bytes)) {
+    throw new ProtocolError("not a framed imgxfer message (bad magic)");
+  }
+  if (bytes.length < MESSAGE_PREFIX_SIZE) return { need: size };
+  if (bytes[8] !== FRAMED_SESSION_VERSION) throw new ProtocolError(`unexpected version ${bytes[8]}`);
+  if (bytes[9] !== type) throw new ProtocolError(`expected message type ${type}, got ${bytes[9]}`);
+  if (bytes.length < size) return { need: size };
+  return { value: bytes.subarray(0, size), consumed: size };
+}
+
+function readOffset(message: Uint8Array, what: string): number {
+  const value = new DataView(message.buffer, message.byteOffset, message.byteLength)
+    .getBigUint64(MESSAGE_PREFIX_SIZE, false);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(`${what} ${value} is too large`);
+  return Number(value);
+}
+
+function parseChallenge(bytes: Uint8Array): ParseResult<ServerSessionMessage> {
+  const r = parseFixedMessage(bytes, FRAME_TYPE_CHALLENGE, CHALLENGE_SIZE);
+  if ("need" in r) return r;
+  const m = r.value;
+  const serverNonce = m.slice(MESSAGE_PREFIX_SIZE, MESSAGE_PREFIX_SIZE + SESSION_NONCE_SIZE);
+  const proof = m.slice(MESSAGE_PREFIX_SIZE + SESSION_NONCE_SIZE, CHALLENGE_SIZE);
+  return { value: { type: "challenge", serverNonce, proof }, consumed: r.consumed };
+}
+
+function parseAccept(bytes: Uint8Array): ParseResult<ServerSessionMessage> {
+  const r = parseFixedMessage(bytes, FRAME_TYPE_ACCEPT, ACCEPT_SIZE);
+  if ("need" in r) return r;
+  const m = r.value;
+  const offer = {
+    bytes: readOffset(m, "offered byte count"),
+    digest: m.slice(MESSAGE_PREFIX_SIZE + 8, MESSAGE_PREFIX_SIZE + 8 + DIGEST_SIZE),
+  };
+  const signed = m.slice(0, ACCEPT_SIZE - SESSION_TAG_SIZE);
+  return { value: { type: "accept", offer, tag: m.slice(signed.length), signed }, consumed: r.consumed };
+}
+
+/**
+ * Parses what a server sends after a session request or proof: a
+ * challenge, an accept, or a reply (a refusal, in any version). Throws
+ * {@linkcode ProtocolError} for anything else.
+ */
+export function parseServerMessage(bytes: Uint8Array): ParseResult<ServerSessionMessage> {
+  if (bytes.length < 10) return { need: 10 };
+  if (!hasMagic(bytes)) throw new ProtocolError("the server's answer is not a framed imgxfer message");
+  switch (bytes[9]) {
+    case FRAME_TYPE_REPLY: {
+      const r = parseFramedReply(bytes);
+      return "need" in r ? r : { value: { type: "reply", reply: r.value }, consumed: r.consumed };
+    }
+    case FRAME_TYPE_CHALLENGE:
+      return parseChallenge(bytes);
+    case FRAME_TYPE_ACCEPT:
+      return parseAccept(bytes);
+    default:
+      throw new ProtocolError(`unexpected message type ${bytes[9]} from the server`);
+  }
+}
+
+/** Parses the client's proof message; returns the proof. */
+export function parseProof(bytes: Uint8Array): ParseResult<Uint8Array> {
+  const r = parseFixedMessage(bytes, FRAME_TYPE_PROOF, PROOF_MESSAGE_SIZE);
+  return "need" in r ? r : { value: r.value.slice(MESSAGE_PREFIX_SIZE), consumed: r.consumed };
+}
+
+/** Parses a start message. */
+export function parseStart(bytes: Uint8Array): ParseResult<SessionStart> {
+  const r = parseFixedMessage(bytes, FRAME_TYPE_START, START_SIZE);
+  if ("need" in r) return r;
+  const m = r.value;
+  const signed = m.slice(0, START_SIZE - SESSION_TAG_SIZE);
+  return {
+    value: { offset: readOffset(m, "start offset"), tag: m.slice(signed.length), signed },
+    consumed: r.consumed,
+  };
+}
+
+/** Writes a record's length field into the first 4 bytes of `out`. */
+export function writeRecordHeader(out: Uint8Array, length: number): void {
+  if (!Number.isInteger(length) || length < 1 || length > MAX_RECORD_PAYLOAD) {
+    throw new RangeError(`record length must be 1-${MAX_RECORD_PAYLOAD}, got ${length}`);
+  }
+  new DataView(out.buffer, out.byteOffset, RECORD_HEADER_SIZE).setUint32(0, length, false);
+}
+
+/**
+ * Reads a record's length from the start of `bytes`, or how many bytes are
+ * needed. Throws {@linkcode ProtocolError} for a length of 0, above
+ * {@linkcode MAX_RECORD_PAYLOAD}, or beyond the `remaining` bytes of the file.
+ */
+export function parseRecordHeader(bytes: Uint8Array, remaining: number): ParseResult<number> {
+  if (bytes.length < RECORD_HEADER_SIZE) return { need: RECORD_HEADER_SIZE };
+  const length = new DataView(bytes.buffer, bytes.byteOffset, RECORD_HEADER_SIZE).getUint32(0, false);
+  if (length === 0 || length > MAX_RECORD_PAYLOAD) {
+    throw new ProtocolError(`record length ${length} is outside 1-${MAX_RECORD_PAYLOAD}`);
+  }
+  if (length > remaining) {
+    throw new ProtocolError(`a record of ${length} bytes goes past the file's end (${remaining} bytes left)`);
+  }
+  return { value: length, consumed: RECORD_HEADER_SIZE };
+}
+
+/**
+ * What a record's tag covers before its payload: kind `01`, the record's
+ * index (u64, from 0 in each session) and its length (u32).
+ */
+export function recordTagPrefix(index: number, length: number): Uint8Array {
+  const out = new Uint8Array(13);
+  const view = new DataView(out.buffer);
+  out[0] = 0x01;
+  view.setBigUint64(1, BigInt(index), false);
+  view.setUint32(9, length, false);
+  return out;
+}
+
+/**
+ * What the trailer's tag covers before the SHA-256: kind `02`, the number of
+ * records sent (u64) and the file size (u64).
+ */
+export function trailerTagPrefix(records: number, size: number): Uint8Array {
+  checkSize(size);
+  const out = new Uint8Array(17);
+  const view = new DataView(out.buffer);
+  out[0] = 0x02;
+  view.setBigUint64(1, BigInt(records), false);
+  view.setBigUint64(9, BigInt(size), false);
+  return out;
 }
 
 /** Lower-case hex of `bytes`. */

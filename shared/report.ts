@@ -11,6 +11,7 @@ import {
   formatMbps,
   formatSeconds,
   formatSummary,
+  groupDigits,
   type ReliableSummary,
   type SummaryRow,
   type TransferSummary,
@@ -93,8 +94,12 @@ export function summaryRows(s: TransferSummary): SummaryRow[] {
       ],
     );
   }
+  if (s.resumedBytes !== undefined) {
+    rows.push(["Resumed", `skipped ${groupDigits(s.resumedBytes)} bytes already on the server`]);
+  }
   const verified = s.verified ? ", SHA-256 verified by the server" : "";
-  rows.push(["Mode", `${s.mode}${verified}`]);
+  const keyed = s.authenticated ? ", authenticated with the pre-shared key" : "";
+  rows.push(["Mode", `${s.mode}${verified}${keyed}`]);
   rows.push(["Status", s.status]);
   return rows;
 }
@@ -135,6 +140,8 @@ export function printSummary(out: Output, s: TransferSummary): void {
       response,
       sha256: s.sha256,
       verified: s.verified,
+      resumedBytes: s.resumedBytes,
+      authenticated: s.authenticated,
       ...reliable,
     });
     return;
@@ -202,6 +209,15 @@ export function printServerEvent(out: Output, event: ServerEvent): void {
       if (event.complete) {
         out.result(`[*] File received and saved as '${event.path}'.`);
         if (event.verified) out.log(`[*] SHA-256 verified: ${event.sha256}`);
+        if (event.resumedBytes) {
+          out.log(
+            `[*] Resumed: ${groupDigits(event.resumedBytes)} bytes were already here from an earlier attempt`,
+          );
+        }
+        if (event.authenticated) out.log("[*] Authenticated: the sender proved the pre-shared key");
+        if (event.forged) {
+          out.log(`[*] Dropped ${event.forged} forged datagrams (authenticator did not verify)`);
+        }
       } else {
         const p = event.packets;
         const missing = p && p.missing ? `, missing ${p.missing}` : "";

@@ -31,6 +31,12 @@ export interface ReceivedEvent {
   packets?: { received: number; expected: number; missing: string };
   /** Reliable UDP: duplicate chunks received (retransmissions that were not needed). */
   duplicates?: number;
+  /** Bytes that were already here from an earlier, interrupted attempt (`--resume`). */
+  resumedBytes?: number;
+  /** Under a key: the sender proved the key and every record or datagram written was authentic. */
+  authenticated?: boolean;
+  /** Under a key (UDP): datagrams dropped because their authenticator did not verify. */
+  forged?: number;
   /** Seconds from the first byte to the save. */
   seconds: number;
 }

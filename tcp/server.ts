@@ -19,6 +19,9 @@ import {
   parsePort,
   parseSeconds,
   parseSize,
+  PSK_FLAGS,
+  PSK_FLAGS_HELP,
+  pskFromFlags,
   runMain,
   str,
   versionLine,
@@ -36,12 +39,22 @@ default: name, size and SHA-256 verified) and classic raw streams (the
 original scripts, nc -N, socat). Files are written under a temporary name
 and renamed when complete; an existing file is never overwritten.
 
+With a key (--psk, --psk-file or IMGXFER_PSK), framed clients must prove
+they hold it before any file is created, every record they send is
+authenticated, and classic raw streams (which cannot carry a key) are refused.
+
+A framed transfer that fails (connection lost, idle, server stopped) leaves
+its bytes in --out as .received_NAME.<id>.resume.part, where they stay until
+a client's --resume completes the file (a transfer of the same file without
+--resume starts over).
+
 Options:
   --host HOST           address to bind (default 0.0.0.0)
   --port PORT           port to bind, 0 for any free port (default 8081)
   --buffer BYTES        receive size (default 4096; reads are at least 1 MiB)
   --out DIR             folder for received files (default .)
-  --once                exit after one transfer, like the original
+  --once                exit after one transfer, like the original (a connection
+                        that sends nothing, such as a port probe, does not count)
   --idle-timeout SECS   drop a connection silent this long (default 30)
   --max-size SIZE       refuse files larger than SIZE (e.g. 64M, 2G): a framed
                         or reliable sender is refused before a byte is written,
@@ -50,12 +63,14 @@ Options:
   --shutdown-grace SECS on SIGINT/SIGTERM, let transfers in progress finish for
                         this long, then stop (default 5; a second signal stops now)
   --json                one JSON object per line on stdout
+${PSK_FLAGS_HELP}
 ${COMMON_FLAGS_HELP}
 
 Examples:
   deno task tcp:server
   deno run --allow-net=127.0.0.1:9000 --allow-read=in --allow-write=in tcp/server.ts --host 127.0.0.1 --port 9000 --out in --once
   bun tcp/server.ts --port 8081 --json
+  IMGXFER_PSK=$(cat key.txt) deno task tcp:server --out received
 
 ${EXIT_CODES_HELP}`;
 
@@ -72,11 +87,13 @@ export async function main(argv: string[]): Promise<number> {
     "max-clients": { type: "string", default: "256" },
     "shutdown-grace": { type: "string", default: "5" },
     json: { type: "boolean", default: false },
+    ...PSK_FLAGS,
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("tcp-server", runtime.name, runtime.version)), 0;
   const out = Output.fromFlags(flags);
   const grace = parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace");
+  const psk = pskFromFlags(flags);
   const options = {
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),
@@ -86,12 +103,14 @@ export async function main(argv: string[]): Promise<number> {
     idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
     maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
     maxClients: parseCount(str(flags, "max-clients"), "max-clients"),
+    psk,
     onEvent: (event: ServerEvent) => printServerEvent(out, event),
   };
   return await runServer(
     () => {
       const handle = serveTcp(options);
-      warnUnauthenticated(out, handle.addr, options.outDir);
+      if (psk) out.log("[*] Clients must prove the pre-shared key; classic raw streams are refused");
+      else warnUnauthenticated(out, handle.addr, options.outDir);
       return handle;
     },
     out,

@@ -311,3 +311,253 @@ export function lastJson(stdout: string): Record<string, unknown> {
   if (lines.length === 0) throw new Error(`no JSON line in: ${stdout}`);
   return JSON.parse(lines[lines.length - 1]);
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the hardened-server tests (concurrency, ENOSPC, live fuzzing,
+// symbolic links). Appended; nothing above depends on them.
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every `everyMs` until it returns true; throws after `timeoutMs`. */
+export async function waitUntil(
+  check: () => boolean,
+  what: string,
+  timeoutMs = 10000,
+  everyMs = 20,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(everyMs);
+  }
+}
+
+/**
+ * `size` deterministic pseudo-random bytes from a 32-bit `seed` (xorshift128):
+ * the same seed gives the same bytes on every runtime, fast enough for MiBs.
+ */
+export function seededBytes(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  const words = new Uint32Array(out.buffer, 0, size >>> 2);
+  let x = (seed ^ 0x9e3779b9) >>> 0 || 1;
+  let y = 362436069;
+  let z = 521288629;
+  let w = (seed * 2654435761) >>> 0 || 88675123;
+  const next = () => {
+    const t = (x ^ (x << 11)) >>> 0;
+    x = y;
+    y = z;
+    z = w;
+    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+    return w;
+  };
+  for (let i = 0; i < words.length; i++) words[i] = next();
+  for (let i = words.length * 4; i < size; i++) out[i] = next() & 0xff;
+  return out;
+}
+
+/** Writes a file of `size` seeded bytes in `dir` (see {@linkcode seededBytes}); returns its path. */
+export function makeSeededFile(dir: string, name: string, size: number, seed: number): string {
+  const path = join(dir, name);
+  fs.writeFileSync(path, seededBytes(size, seed));
+  return path;
+}
+
+/** SHA-256 (hex) of bytes in memory. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * A memory figure of a live process from `/proc/PID/status`, in KiB: `VmRSS`
+ * (now) or `VmHWM` (peak resident set). `undefined` off Linux or once the
+ * process is gone.
+ */
+export function procStatusKiB(pid: number, field: "VmRSS" | "VmHWM"): number | undefined {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function exeName(pid: number): string {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`).split("/").pop() ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      // Fields after the command (which may hold spaces) in parentheses: state, ppid, …
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/**
+ * The pid of the real runtime process behind `pid`: `pid` itself when its
+ * executable is Deno or Bun, else the nearest descendant that is (for a
+ * wrapper such as `sh -c`, `unshare` or an npm shim). Falls back to `pid`.
+ */
+export function runtimePid(pid: number): number {
+  const isRuntime = (p: number) => /^(deno|bun)(\.exe)?$/.test(exeName(p));
+  if (isRuntime(pid)) return pid;
+  let frontier = [pid];
+  for (let depth = 0; depth < 4 && frontier.length > 0; depth++) {
+    const next = frontier.flatMap(childPids);
+    const found = next.find(isRuntime);
+    if (found !== undefined) return found;
+    frontier = next;
+  }
+  return pid;
+}
+
+/** Formats KiB as MiB with one decimal, for `[measure]` lines. */
+export function mib(kib: number | undefined): string {
+  return kib === undefined ? "n/a" : `${(kib / 1024).toFixed(1)} MiB`;
+}
+
+/**
+ * A small file system for out-of-space tests. `mount`: a tmpfs mounted on
+ * `dir` (needs root; visible to everyone). `userns`: the server must run
+ * through {@linkcode SmallFs.wrap}, which mounts the tmpfs inside a private
+ * user and mount namespace (`unshare --user --map-root-user --mount`); the
+ * folder's contents are then seen through `/proc/PID/root` of the server.
+ */
+export interface SmallFs {
+  /** How the file system was made. */
+  how: "mount" | "userns";
+  /** The mount point (the server's `--out`). */
+  dir: string;
+  /** Size in bytes. */
+  size: number;
+  /** The command that runs `cmd` with the tmpfs mounted on `dir`. */
+  wrap(cmd: string[]): string[];
+  /** Where the test sees `dir`'s contents while the server `pid` runs. */
+  view(pid: number): string;
+  /** Unmounts (when mounted here) and removes the mount point. */
+  cleanup(): void;
+}
+
+/**
+ * Makes a `size`-byte tmpfs: as root by mounting one on a fresh folder,
+ * else (or with `IMGXFER_TEST_TMPFS=userns`) inside a private mount
+ * namespace of an unprivileged user namespace. Returns the reason instead
+ * when neither works (for {@linkcode skipBecause}).
+ */
+export function smallFs(size: number): SmallFs | { reason: string } {
+  if (process.platform !== "linux") return { reason: "tmpfs mounts need Linux" };
+  const dir = tempDir("imgxfer-smallfs-");
+  const opts = `size=${size},mode=0755`;
+  const reasons: string[] = [];
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  if (process.env.IMGXFER_TEST_TMPFS !== "userns") {
+    const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", opts, "tmpfs", dir], { encoding: "utf8" });
+    if (mounted.status === 0) {
+      return {
+        how: "mount",
+        dir,
+        size,
+        wrap: (cmd) => cmd,
+        view: () => dir,
+        cleanup() {
+          const res = spawnSync("umount", [dir], { encoding: "utf8" });
+          if (res.status !== 0) spawnSync("umount", ["-l", dir]);
+          remove();
+        },
+      };
+    }
+    reasons.push(`mount -t tmpfs: ${(mounted.stderr || mounted.error?.message || "failed").trim()}`);
+  }
+  const script = 'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"';
+  const wrap = (cmd: string[]) => [
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "--mount",
+    "sh",
+    "-c",
+    script,
+    "sh",
+    opts,
+    dir,
+    ...cmd,
+  ];
+  const probe = spawnSync(wrap(["true"])[0], wrap(["true"]).slice(1), { encoding: "utf8" });
+  if (probe.status === 0) {
+    return {
+      how: "userns",
+      dir,
+      size,
+      wrap,
+      view: (pid) => `/proc/${pid}/root${dir}`,
+      cleanup: remove,
+    };
+  }
+  reasons.push(
+    `unshare --user --map-root-user --mount: ${(probe.stderr || probe.error?.message || "failed").trim()}`,
+  );
+  remove();
+  return { reason: `cannot make a small file system (${reasons.join("; ")})` };
+}
+
+/**
+ * Whether `name` is a resumable partial a server keeps on purpose after a cut
+ * transfer (`.received_NAME.<24 hex>.resume.part`, or its `.json` sidecar),
+ * as opposed to a temporary file that should have been removed. With `of`,
+ * only partials of those final names (e.g. `received_photo.jpeg`).
+ */
+export function isResumePartial(name: string, of?: string[]): boolean {
+  const match = /^\.(.+)\.[0-9a-f]{24}\.resume\.part(\.json)?$/.exec(name);
+  return match !== null && (of === undefined || of.includes(match[1]));
+}
+
+/** Hidden files in `dir` that are not resumable partials (of `of`, when given): leftovers. */
+export function leftoverTemps(dir: string, of?: string[]): string[] {
+  return listDir(dir).filter((f) => f.startsWith(".") && !isResumePartial(f, of));
+}
+
+const liveServers = new Set<ServerProcess>();
+
+/**
+ * {@linkcode startServer}, remembered until it exits, so that
+ * {@linkcode stopLiveServers} (in an `after` hook) stops a server that a
+ * failed test left running, e.g. when starting a second server threw.
+ */
+export async function startServerTracked(
+  rt: RuntimeInfo,
+  script: string,
+  args: string[],
+  options: { permissions?: string[]; cmd?: string[] } = {},
+): Promise<ServerProcess> {
+  const srv = await startServer(rt, script, args, options);
+  liveServers.add(srv);
+  srv.child.once("exit", () => liveServers.delete(srv));
+  return srv;
+}
+
+/** Stops every server started with {@linkcode startServerTracked} that is still running. */
+export async function stopLiveServers(): Promise<void> {
+  for (const srv of [...liveServers]) {
+    try {
+      await srv.stop();
+    } catch {
+      srv.child.kill("SIGKILL");
+    }
+    liveServers.delete(srv);
+  }
+}

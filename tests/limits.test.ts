@@ -64,6 +64,14 @@ function partFiles(dir: string): string[] {
   return listDir(dir).filter((f) => f.endsWith(".part"));
 }
 
+/** The folder holds one resumable partial (of a cut framed transfer), with exactly `bytes`. */
+function assertOnlyPartial(dir: string, bytes: Uint8Array): void {
+  const files = listDir(dir);
+  assert.equal(files.length, 1, `expected one partial, found: ${files.join(", ")}`);
+  assert.match(files[0], /^\.received_big\.bin\.[0-9a-f]+\.resume\.part$/);
+  assert.ok(fs.readFileSync(join(dir, files[0])).equals(bytes), "the partial is not the bytes received");
+}
+
 /** A raw TCP connection that records what it receives and when it closes. */
 interface RawConn {
   sock: net.Socket;
@@ -373,7 +381,7 @@ for (const rt of RTS) {
     }
 
     test(
-      "TCP SIGTERM: stops accepting, waits the grace period for a stalled transfer, exits 0, leaves nothing",
+      "TCP SIGTERM: stops accepting, waits the grace period for a stalled transfer, exits 0, keeps only its partial",
       {
         timeout: 60000,
       },
@@ -400,10 +408,11 @@ for (const rt of RTS) {
           assert.ok(!srv.events.some((e) => e.event === "received"), JSON.stringify(srv.events));
           const failed = srv.events.find((e) => e.event === "failed");
           assert.ok(failed, `no failed event for the cut transfer: ${JSON.stringify(srv.events)}`);
-          assert.match(String(failed.error), /nothing saved/);
+          // The cut transfer's bytes stay for a client's --resume, and nothing else.
+          assert.match(String(failed.error), /shutting down; kept 102,400 bytes in .* for --resume/);
           await Promise.race([raw.closed, sleep(3000)]);
           assert.equal(raw.isClosed(), true, "the stalled connection must be closed");
-          assert.deepEqual(listDir(out), [], "no partial or .part file may be left");
+          assertOnlyPartial(out, data.subarray(0, FIRST));
         } finally {
           raw?.sock.destroy();
           await srv.stop();
@@ -480,7 +489,7 @@ for (const rt of RTS) {
           const elapsed = performance.now() - t0;
           assert.ok(elapsed < 3000, `the second signal took ${elapsed.toFixed(0)} ms to stop the server`);
           assert.ok(!srv.events.some((e) => e.event === "received"), JSON.stringify(srv.events));
-          assert.deepEqual(listDir(out), [], "no partial or .part file may be left");
+          assertOnlyPartial(out, data.subarray(0, FIRST));
         } finally {
           raw?.sock.destroy();
           await srv.stop();
@@ -506,7 +515,7 @@ for (const rt of RTS) {
     });
 
     test(
-      "UDP SIGTERM during a slow reliable transfer: new senders get BUSY, the cut transfer leaves nothing",
+      "UDP SIGTERM during a slow reliable transfer: new senders get BUSY, the cut transfer leaves only its resumable partial",
       {
         timeout: 60000,
       },
@@ -537,7 +546,19 @@ for (const rt of RTS) {
           assert.ok(elapsed >= 2700, `stopped after ${elapsed.toFixed(0)} ms, before the 3 s grace period`);
           assert.ok(elapsed <= 6000, `stopped after ${elapsed.toFixed(0)} ms`);
           assert.ok(!srv.events.some((e) => e.event === "received"), JSON.stringify(srv.events));
-          assert.deepEqual(listDir(out), [], "no partial or .part file may be left");
+          // Only the partial kept for --resume (and its sidecar of held chunks) may be left.
+          const failed = srv.events.find((e) => e.event === "failed" && /kept/.test(String(e.error)));
+          assert.match(
+            String(failed?.error),
+            /shutting down; kept [\d,]+ bytes in .* for --resume/,
+            JSON.stringify(srv.events),
+          );
+          const left = listDir(out);
+          assert.equal(left.length, 2, `left: ${left.join(", ")}`);
+          assert.ok(
+            left.every((n) => /^\.received_big_udp\.bin\.[0-9a-f]{24}\.resume\.part(\.json)?$/.test(n)),
+            left.join(", "),
+          );
 
           const slowRes = await slow;
           assert.equal(slowRes.code, 1, `stdout: ${slowRes.stdout}\nstderr: ${slowRes.stderr}`);

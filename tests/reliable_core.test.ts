@@ -1,7 +1,8 @@
 /**
  * Direct unit tests of the sans-I/O reliable UDP state machines
  * (udp/reliable_sender.ts, udp/reliable_receiver.ts) and of their helpers
- * (udp/rtt.ts, udp/rate_control.ts), with time driven by hand: every clock
+ * (udp/rtt.ts, udp/rate_control.ts), and of the server's HandshakeGate (the
+ * keyed handshake's bounded state), with time driven by hand: every clock
  * value is chosen by the test, every datagram is delivered, dropped or
  * forged by the test. No sockets, no files, no real timers. Runs under
  * `deno test` and `bun test`.
@@ -10,8 +11,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { handshakeProof, verifyHandshakeProof } from "../shared/auth.ts";
 import {
+  type AcceptMsg,
   type AckMsg,
+  type AuthMsg,
+  type ChallengeMsg,
   DATA_HEADER_SIZE,
   decodeReliable,
   encodeReliable,
@@ -25,7 +30,15 @@ import {
 } from "../shared/protocol_reliable.ts";
 import { encodeClassicData, encodeClassicEnd } from "../shared/protocol.ts";
 import { seededRandom } from "../shared/rng.ts";
-import { type ReceiverEvent, type ReceiverOptions, ReliableReceiver } from "../udp/reliable_receiver.ts";
+import {
+  HandshakeGate,
+  KEY_REQUIRED,
+  type ReceiverEvent,
+  type ReceiverOptions,
+  ReliableReceiver,
+  SERVER_KEYLESS,
+  WRONG_KEY,
+} from "../udp/reliable_receiver.ts";
 import {
   ReliableSender,
   type SenderEvent,
@@ -473,7 +486,14 @@ describe("datagrams that are not for this session", () => {
     assert.equal(receiver.pollTransmit(100), undefined);
     assert.equal(receiver.cumulative, 0);
     assert.equal(receiver.phase, "receiving");
-    assert.deepEqual(receiver.stats, { chunks: 0, duplicates: 0, acksSent: 0, ignored: 0 });
+    assert.deepEqual(receiver.stats, {
+      chunks: 0,
+      duplicates: 0,
+      acksSent: 0,
+      ignored: 0,
+      forged: 0,
+      resumedChunks: 0,
+    });
     assert.equal(receiver.pollTimeout(), 500, "foreign traffic does not keep the session alive");
 
     // Our session, but not acceptable: wrong length, beyond the file, unexpected types.
@@ -966,5 +986,111 @@ describe("RateController", () => {
     assert.ok(Math.abs(next - 1) < 0.01, `next send at ${next} ms`); // 1000 bytes at 1 MB/s
     assert.equal(rc.canSend(next - 0.1, 1000), false);
     assert.equal(rc.canSend(next, 1000), true);
+  });
+});
+
+// -------------------------------------------------- handshake gate ----
+
+describe("HandshakeGate: the keyed handshake with bounded state", () => {
+  const psk = new TextEncoder().encode("gate test key, long enough");
+  let counter = 0;
+  const nonces = () => {
+    const n = new Uint8Array(32);
+    new DataView(n.buffer).setUint32(0, ++counter);
+    return n;
+  };
+  const keyedHello = (session: number, nonce = nonces()) => {
+    const bytes = encodeReliable({
+      type: MsgType.HELLO,
+      session,
+      chunkSize: 1000,
+      size: 5000,
+      name: "a.bin",
+      nonce,
+    });
+    return { bytes, msg: decodeReliable(bytes) as HelloMsg, nonce };
+  };
+  /** The client's side: checks the CHALLENGE and returns its AUTH. */
+  const answer = (hello: { bytes: Uint8Array; nonce: Uint8Array }, challenge: Uint8Array, key = psk) => {
+    const c = decodeReliable(challenge) as ChallengeMsg;
+    assert.equal(c.type, MsgType.CHALLENGE);
+    assert.ok(
+      verifyHandshakeProof(psk, "server", hello.nonce, c.nonce, hello.bytes, c.proof),
+      "server proof",
+    );
+    const proof = handshakeProof(key, "client", hello.nonce, c.nonce, hello.bytes);
+    return decodeReliable(encodeReliable({ type: MsgType.AUTH, session: c.session, proof })) as AuthMsg;
+  };
+
+  test("a HELLO flood keeps at most maxPending handshakes, opens nothing, and a real client still gets in", () => {
+    const gate = new HandshakeGate({ psk, nonce: nonces, maxPending: 1024, pendingTtlMs: 5000 });
+    for (let i = 0; i < 100_000; i++) {
+      const h = keyedHello(i);
+      const verdict = gate.hello(i / 100, h.msg, h.bytes, `10.0.${i >> 8 & 255}.${i & 255}:4000`);
+      assert.equal(verdict.kind, "reply");
+      assert.ok(gate.pending <= 1024);
+    }
+    assert.equal(gate.pending, 1024);
+    const real = keyedHello(0xabcdef);
+    const challenge = gate.hello(1000, real.msg, real.bytes, "192.0.2.1:5000");
+    assert.ok(challenge.kind === "reply");
+    const verdict = gate.auth(1000.5, answer(real, challenge.bytes), "192.0.2.1:5000");
+    assert.equal(verdict.kind, "open");
+  });
+
+  test("pending handshakes expire after their time to live", () => {
+    const gate = new HandshakeGate({ psk, nonce: nonces, pendingTtlMs: 5000 });
+    const h = keyedHello(1);
+    const challenge = gate.hello(0, h.msg, h.bytes, "p");
+    assert.ok(challenge.kind === "reply");
+    assert.equal(gate.pending, 1);
+    const late = gate.auth(5000, answer(h, challenge.bytes), "p");
+    assert.equal(late.kind, "drop");
+    assert.equal(gate.pending, 0);
+  });
+
+  test("a repeated HELLO gets the same CHALLENGE; another address or session gets its own", () => {
+    const gate = new HandshakeGate({ psk, nonce: nonces });
+    const h = keyedHello(7);
+    const a = gate.hello(0, h.msg, h.bytes, "p:1");
+    const b = gate.hello(10, h.msg, h.bytes, "p:1");
+    const c = gate.hello(20, h.msg, h.bytes, "p:2");
+    assert.ok(a.kind === "reply" && b.kind === "reply" && c.kind === "reply");
+    assert.deepEqual(b.bytes, a.bytes);
+    assert.notDeepEqual(c.bytes, a.bytes);
+    // The AUTH is bound to its address: the one for p:1 opens nothing at p:2.
+    const auth = answer(h, a.bytes);
+    assert.equal(gate.auth(30, auth, "p:2").kind, "reply"); // wrong proof there: refused
+    const opened = gate.auth(31, auth, "p:1");
+    assert.ok(opened.kind === "open" && opened.keys);
+    assert.deepEqual(opened.keys.authProof, auth.proof);
+    assert.deepEqual(opened.hello, h.msg);
+  });
+
+  test("a wrong proof is refused (and can be repeated); the right one then still opens", () => {
+    const gate = new HandshakeGate({ psk, nonce: nonces });
+    const h = keyedHello(9);
+    const challenge = gate.hello(0, h.msg, h.bytes, "p");
+    assert.ok(challenge.kind === "reply");
+    const wrong = answer(h, challenge.bytes, new TextEncoder().encode("not the key at all"));
+    for (let i = 0; i < 2; i++) {
+      const verdict = gate.auth(1 + i, wrong, "p");
+      assert.ok(verdict.kind === "reply" && verdict.refusal === WRONG_KEY);
+      assert.equal((decodeReliable(verdict.bytes) as AcceptMsg).status, ReliableStatus.REFUSED);
+    }
+    assert.equal(gate.auth(3, answer(h, challenge.bytes), "p").kind, "open");
+  });
+
+  test("keyless HELLOs at a keyed gate, and keyed ones at a keyless gate, are refused without state", () => {
+    const keyed = new HandshakeGate({ psk, nonce: nonces });
+    const plain = encodeReliable({ type: MsgType.HELLO, session: 1, chunkSize: 1, size: 1, name: "x" });
+    const refused = keyed.hello(0, decodeReliable(plain) as HelloMsg, plain, "p");
+    assert.ok(refused.kind === "reply" && refused.refusal === KEY_REQUIRED);
+    assert.equal(keyed.pending, 0);
+    const keyless = new HandshakeGate({ nonce: nonces });
+    const h = keyedHello(2);
+    const verdict = keyless.hello(0, h.msg, h.bytes, "p");
+    assert.ok(verdict.kind === "reply" && verdict.refusal === SERVER_KEYLESS);
+    assert.equal(keyless.hello(0, decodeReliable(plain) as HelloMsg, plain, "p").kind, "open");
   });
 });

@@ -2,9 +2,9 @@
  * Unit tests for shared/protocol_reliable.ts, the reliable UDP wire format:
  * round trips of every message type, the CRC-32 that guards every datagram
  * (checked against an independent implementation), rejection of malformed
- * datagrams, the boundary with the classic format, and a seeded fuzz loop
- * over the decoder. No sockets, no files. Runs under `deno test` and
- * `bun test`.
+ * datagrams, the boundary with the classic format, the messages and
+ * authenticators of keyed sessions and resume, and a seeded fuzz loop over
+ * the decoder. No sockets, no files. Runs under `deno test` and `bun test`.
  */
 
 import { describe, test } from "node:test";
@@ -17,10 +17,13 @@ import {
   MAX_UDP_DATAGRAM,
   ProtocolError,
 } from "../shared/protocol.ts";
+import { Authenticator, TAG_SIZE } from "../shared/auth.ts";
 import {
   type AbortMsg,
   type AcceptMsg,
   type AckMsg,
+  type AuthMsg,
+  type ChallengeMsg,
   DATA_HEADER_SIZE,
   type DataMsg,
   decodeReliable,
@@ -29,17 +32,25 @@ import {
   type FinMsg,
   type HelloMsg,
   isReliableDatagram,
+  isReliableTagged,
   MAX_RELIABLE_CHUNK,
   MAX_RELIABLE_NAME,
   MAX_RELIABLE_TEXT,
+  MAX_RESUME_RANGES,
   MAX_SACK_RANGES,
+  MAX_TAGGED_RELIABLE_CHUNK,
   MsgType,
   NO_CHUNK,
   RELIABLE_HEADER_SIZE,
   RELIABLE_MAGIC,
   RELIABLE_VERSION,
+  ReliableFlag,
   type ReliableMsg,
+  reliableSessionKeys,
   ReliableStatus,
+  ResumeDecision,
+  type ResumeMsg,
+  verifyReliableTag,
   writeDataHeader,
 } from "../shared/protocol_reliable.ts";
 import { seededRandom } from "../shared/rng.ts";
@@ -117,6 +128,7 @@ function bytesOf(length: number, seed: number): Uint8Array {
 }
 
 const digestA = bytesOf(DIGEST_SIZE, 1);
+const authA = new Authenticator(bytesOf(32, 99));
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -143,15 +155,19 @@ function rejects(datagram: Uint8Array, pattern?: RegExp, context = ""): void {
   );
 }
 
-function roundTrip<T extends ReliableMsg>(msg: T): { bytes: Uint8Array; decoded: T } {
-  const bytes = encodeReliable(msg);
+function roundTrip<T extends ReliableMsg>(
+  msg: T,
+  flags = 0,
+  auth?: Authenticator,
+): { bytes: Uint8Array; decoded: T } {
+  const bytes = encodeReliable(msg, auth);
   const decoded = decodeReliable(bytes) as T;
   assert.deepEqual(decoded, msg);
   // The common header: magic, type, version, flags, session, CRC-32.
   assert.equal(bytes[0], RELIABLE_MAGIC);
   assert.equal(bytes[1], msg.type);
   assert.equal(bytes[2], RELIABLE_VERSION);
-  assert.equal(bytes[3], 0);
+  assert.equal(bytes[3], flags | (auth ? ReliableFlag.TAGGED : 0));
   assert.equal(view(bytes).getUint32(4, false), msg.session);
   assert.equal(view(bytes).getUint32(8, false), implementationCrc(bytes), "checksum is a CRC-32");
   assert.ok(bytes.length <= MAX_UDP_DATAGRAM);
@@ -204,6 +220,56 @@ function corpus(): Uint8Array[] {
     }),
     encodeReliable({ type: MsgType.ABORT, session: 0xdeadbeef, status: 3, message: "disk full" }),
     encodeReliable({ type: MsgType.ABORT, session: 5, status: 4, message: "" }),
+    // Keyed sessions and resume.
+    encodeReliable({
+      type: MsgType.HELLO,
+      session: 0xdeadbeef,
+      chunkSize: 1400,
+      size: 123456,
+      name: "image.jpeg",
+      resume: true,
+      nonce: bytesOf(32, 11),
+    }),
+    encodeReliable({
+      type: MsgType.ACCEPT,
+      session: 0xdeadbeef,
+      status: 0,
+      window: 4096,
+      message: "",
+      offer: { ranges: [[0, 40], [42, 50], [60, 61]], digest: digestA },
+    }, authA),
+    encodeReliable({
+      type: MsgType.ACCEPT,
+      session: 4,
+      status: 0,
+      window: 16,
+      message: "",
+      offer: { ranges: [], digest: digestA },
+    }),
+    encodeReliable({
+      type: MsgType.CHALLENGE,
+      session: 0xdeadbeef,
+      nonce: bytesOf(32, 12),
+      proof: bytesOf(32, 13),
+    }),
+    encodeReliable({ type: MsgType.AUTH, session: 0xdeadbeef, proof: bytesOf(32, 14) }),
+    encodeReliable({ type: MsgType.RESUME, session: 0xdeadbeef, decision: ResumeDecision.KEEP }, authA),
+    encodeReliable({ type: MsgType.RESUME, session: 8, decision: ResumeDecision.RESTART }),
+    encodeReliable({ type: MsgType.RESUME, session: 8, decision: ResumeDecision.CHECKING }, authA),
+    encodeReliable({ type: MsgType.DATA, session: 0xdeadbeef, seq: 43, payload: bytesOf(64, 15) }, authA),
+    encodeReliable({
+      type: MsgType.ACK,
+      session: 0xdeadbeef,
+      cumulative: 40,
+      window: 4096,
+      latest: 45,
+      delayMicros: 10,
+      ranges: [[42, 46]],
+    }, authA),
+    encodeReliable(
+      { type: MsgType.FIN, session: 0xdeadbeef, chunks: 89, size: 123456, digest: digestA },
+      authA,
+    ),
   ];
 }
 
@@ -545,7 +611,7 @@ describe("reliable wire format: rejection of damaged and malformed datagrams", (
     for (const version of [0, 2, 3, 0x81, 255]) {
       rejects(patched(hello, (d) => (d[2] = version)), /version/);
     }
-    for (const type of [0, 8, 9, 0x41, 0x80, 255]) {
+    for (const type of [0, 11, 12, 0x41, 0x80, 255]) {
       rejects(patched(hello, (d) => (d[1] = type)), /unknown reliable message type/);
     }
   });
@@ -773,6 +839,181 @@ describe("reliable vs classic datagrams", () => {
   });
 });
 
+// ------------------------------------------- keyed sessions and resume ----
+
+describe("reliable wire format: keyed sessions and resume", () => {
+  const keyB = new Authenticator(bytesOf(32, 98));
+
+  test("a keyed HELLO carries its flags and the 32-byte nonce after the name; a resuming one the RESUME flag", () => {
+    const nonce = bytesOf(32, 21);
+    const base: HelloMsg = { type: MsgType.HELLO, session: 3, chunkSize: 1400, size: 99, name: "a.bin" };
+    const keyed = roundTrip<HelloMsg>({ ...base, nonce }, ReliableFlag.KEYED);
+    assert.equal(keyed.bytes.length, RELIABLE_HEADER_SIZE + 14 + 5 + 32);
+    assert.deepEqual(keyed.bytes.subarray(26 + 5), nonce);
+    roundTrip<HelloMsg>({ ...base, resume: true }, ReliableFlag.RESUME);
+    roundTrip<HelloMsg>({ ...base, resume: true, nonce }, ReliableFlag.RESUME | ReliableFlag.KEYED);
+    // Without either, the bytes are those of a v1 HELLO from before keys existed.
+    assert.equal(encodeReliable(base)[3], 0);
+    // A keyed HELLO cut inside its nonce is rejected.
+    rejects(patched(keyed.bytes.subarray(0, keyed.bytes.length - 1), () => {}), /keyed HELLO/);
+  });
+
+  test("ACCEPT with a resume offer: ranges after the message, then the digest; empty offers too", () => {
+    const offer = { ranges: [[0, 10], [12, 13], [20, 4000]] as Array<[number, number]>, digest: digestA };
+    const msg: AcceptMsg = { type: MsgType.ACCEPT, session: 9, status: 0, window: 64, message: "hi", offer };
+    const { bytes } = roundTrip(msg, ReliableFlag.RESUME);
+    assert.equal(bytes.length, RELIABLE_HEADER_SIZE + 8 + 2 + 2 + 3 * 8 + DIGEST_SIZE);
+    assert.equal(view(bytes).getUint16(22, false), 3);
+    roundTrip<AcceptMsg>({ ...msg, offer: { ranges: [], digest: digestA } }, ReliableFlag.RESUME);
+    // The encoder keeps at most MAX_RESUME_RANGES ranges, so an ACCEPT stays near 1 KB.
+    const many: Array<[number, number]> = Array.from({ length: 300 }, (_, k) => [3 * k, 3 * k + 1]);
+    const capped = decodeReliable(
+      encodeReliable({ ...msg, offer: { ranges: many, digest: digestA } }),
+    ) as AcceptMsg;
+    assert.deepEqual(capped.offer?.ranges, many.slice(0, MAX_RESUME_RANGES));
+    assert.ok(encodeReliable({ ...msg, offer: { ranges: many, digest: digestA } }, authA).length < 1200);
+  });
+
+  test("CHALLENGE, AUTH and RESUME", () => {
+    const challenge = roundTrip<ChallengeMsg>({
+      type: MsgType.CHALLENGE,
+      session: 0xffffffff,
+      nonce: bytesOf(32, 22),
+      proof: bytesOf(32, 23),
+    });
+    assert.equal(challenge.bytes.length, RELIABLE_HEADER_SIZE + 64);
+    assert.equal(
+      roundTrip<AuthMsg>({ type: MsgType.AUTH, session: 1, proof: bytesOf(32, 24) }).bytes.length,
+      44,
+    );
+    const keep = roundTrip<ResumeMsg>({ type: MsgType.RESUME, session: 2, decision: ResumeDecision.KEEP });
+    assert.equal(keep.bytes[12], 0);
+    const restart = roundTrip<ResumeMsg>({
+      type: MsgType.RESUME,
+      session: 2,
+      decision: ResumeDecision.RESTART,
+    });
+    assert.equal(restart.bytes[12], 1);
+    const checking = roundTrip<ResumeMsg>({
+      type: MsgType.RESUME,
+      session: 2,
+      decision: ResumeDecision.CHECKING,
+    });
+    assert.equal(checking.bytes[12], 2);
+    assert.throws(
+      () => encodeReliable({ type: MsgType.AUTH, session: 1, proof: bytesOf(31, 1) }),
+      RangeError,
+    );
+  });
+
+  test("every message type can be tagged; the tag verifies under its key only", () => {
+    for (const datagram of corpus()) {
+      const msg = decodeReliable(datagram);
+      const flags = datagram[3] & ~ReliableFlag.TAGGED;
+      const { bytes } = roundTrip(msg, flags, authA);
+      assert.ok(isReliableTagged(bytes));
+      assert.equal(bytes.length, encodeReliable(msg).length + TAG_SIZE);
+      assert.ok(verifyReliableTag(bytes, authA), `type ${msg.type}`);
+      assert.ok(!verifyReliableTag(bytes, keyB), `type ${msg.type} verified under another key`);
+      assert.ok(!verifyReliableTag(encodeReliable(msg), authA), "an untagged datagram never verifies");
+    }
+  });
+
+  test("the tag covers the header and the body: any change, even with a valid CRC, fails it", () => {
+    const bytes = encodeReliable(
+      { type: MsgType.DATA, session: 77, seq: 5, payload: bytesOf(200, 25) },
+      authA,
+    );
+    for (const offset of [0, 1, 2, 4, 7, 12, 15, 16, 100, bytes.length - TAG_SIZE - 1, bytes.length - 1]) {
+      const changed = patched(bytes, (d) => (d[offset] ^= 0x01));
+      let decodes = true;
+      try {
+        decodeReliable(changed);
+      } catch {
+        decodes = false;
+      }
+      // Whether or not it still decodes, it never verifies.
+      assert.ok(
+        !verifyReliableTag(changed, authA),
+        `byte ${offset} changed, tag still valid (decodes: ${decodes})`,
+      );
+    }
+    // Dropping the TAGGED flag makes the tag part of the payload: nothing verifies.
+    const untagged = patched(bytes, (d) => (d[3] = 0));
+    assert.ok(!verifyReliableTag(untagged, authA));
+  });
+
+  test("writeDataHeader with a key writes the same bytes as encodeReliable with that key", () => {
+    const payload = bytesOf(1400, 26);
+    const expected = encodeReliable({ type: MsgType.DATA, session: 5, seq: 9, payload }, authA);
+    const datagram = new Uint8Array(DATA_HEADER_SIZE + payload.length + TAG_SIZE).fill(0xee);
+    datagram.set(payload, DATA_HEADER_SIZE);
+    writeDataHeader(datagram, 5, 9, authA);
+    assert.deepEqual(datagram, expected);
+    assert.equal(MAX_TAGGED_RELIABLE_CHUNK + DATA_HEADER_SIZE + TAG_SIZE, MAX_UDP_DATAGRAM);
+  });
+
+  test("session keys: one per direction, bound to the nonces and to the HELLO's exact bytes", () => {
+    const psk = utf8.encode("correct horse battery");
+    const [cn, sn] = [bytesOf(32, 27), bytesOf(32, 28)];
+    const hello = encodeReliable({
+      type: MsgType.HELLO,
+      session: 1,
+      chunkSize: 1,
+      size: 1,
+      name: "a",
+      nonce: cn,
+    });
+    const keys = reliableSessionKeys(psk, cn, sn, hello);
+    assert.equal(keys.clientToServer.length, 32);
+    assert.notDeepEqual(keys.clientToServer, keys.serverToClient);
+    assert.deepEqual(reliableSessionKeys(psk, cn, sn, hello), keys);
+    const otherHello = patched(hello, (d) => (d[25] ^= 1));
+    assert.notDeepEqual(reliableSessionKeys(psk, cn, sn, otherHello).clientToServer, keys.clientToServer);
+    assert.notDeepEqual(
+      reliableSessionKeys(psk, cn, bytesOf(32, 29), hello).clientToServer,
+      keys.clientToServer,
+    );
+    assert.notDeepEqual(
+      reliableSessionKeys(utf8.encode("another key!"), cn, sn, hello).clientToServer,
+      keys.clientToServer,
+    );
+  });
+
+  test("malformed: unknown or misplaced flags, bad offers, bad RESUME, short CHALLENGE/AUTH/tagged datagrams", () => {
+    const [hello, ack] = [corpus()[0], corpus()[6]];
+    for (const flag of [0x08, 0x10, 0x40, 0x80]) {
+      rejects(patched(hello, (d) => (d[3] = flag)), /unknown flags/);
+    }
+    rejects(patched(ack, (d) => (d[3] = ReliableFlag.RESUME)), /RESUME/);
+    rejects(patched(ack, (d) => (d[3] = ReliableFlag.KEYED)), /KEYED/);
+    const accept = encodeReliable({
+      type: MsgType.ACCEPT,
+      session: 1,
+      status: 0,
+      window: 1,
+      message: "",
+      offer: { ranges: [[0, 2], [5, 9]], digest: digestA },
+    });
+    rejects(patched(accept, (_, v) => v.setUint16(20, MAX_RESUME_RANGES + 1, false)), /resume offer with/);
+    rejects(patched(accept, (_, v) => v.setUint32(30, 1, false)), /out of order/); // second start below first end
+    rejects(patched(accept, (_, v) => v.setUint32(26, 0, false)), /out of order/); // empty first range
+    rejects(reseal(accept.slice(0, accept.length - 1)), /ACCEPT offer/);
+    const resume = encodeReliable({ type: MsgType.RESUME, session: 1, decision: ResumeDecision.KEEP });
+    for (const decision of [3, 0x80, 255]) rejects(patched(resume, (d) => (d[12] = decision)), /decision/);
+    rejects(reseal(resume.slice(0, 12)), /RESUME/);
+    const challenge = corpus().find((d) => d[1] === MsgType.CHALLENGE) as Uint8Array;
+    rejects(reseal(challenge.slice(0, challenge.length - 1)), /CHALLENGE/);
+    const auth = corpus().find((d) => d[1] === MsgType.AUTH) as Uint8Array;
+    rejects(reseal(auth.slice(0, auth.length - 1)), /AUTH/);
+    // A TAGGED flag on a datagram too short to hold a tag.
+    rejects(
+      patched(encodeReliable({ type: MsgType.RESUME, session: 1, decision: 0 }), (d) => (d[3] = 1)),
+      /tagged/,
+    );
+  });
+});
+
 // ----------------------------------------------------------------- fuzz ----
 
 describe("reliable wire format: seeded fuzz", () => {
@@ -815,9 +1056,10 @@ describe("reliable wire format: seeded fuzz", () => {
     for (let i = 0; i < 35_000; i++) {
       const d = randomBytes(RELIABLE_HEADER_SIZE + int(i % 4 === 0 ? 600 : 80));
       d[0] = RELIABLE_MAGIC;
-      d[1] = i % 10 === 0 ? int(256) : 1 + int(7);
+      d[1] = i % 10 === 0 ? int(256) : 1 + int(10);
       d[2] = random() < 0.95 ? RELIABLE_VERSION : int(256);
-      d[3] = 0;
+      // Mostly no flags; else a known combination, now and then anything.
+      d[3] = random() < 0.6 ? 0 : random() < 0.9 ? int(8) : int(256);
       // Keep length fields small often enough to reach the end of the parsers.
       if (d.length > 25 && random() < 0.5) d[24] = int(4);
       if (d.length > 25 && random() < 0.3) d[25] = int(8);
@@ -834,6 +1076,14 @@ describe("reliable wire format: seeded fuzz", () => {
         d[13] = 0;
         d[14] = int(8);
       }
+      if (d[1] === MsgType.RESUME && d.length > 12 && random() < 0.7) d[12] = int(3);
+      if (d[1] === MsgType.ACCEPT && d.length > 22 && random() < 0.5) {
+        // A short message, then a small resume-offer count.
+        d[18] = 0;
+        d[19] = int(3);
+        d[20 + d[19]] = 0;
+        d[21 + d[19]] = int(3);
+      }
       check(reseal(d));
     }
     // 3. Mutations of valid datagrams, mostly resealed so the parsers see them.
@@ -841,7 +1091,7 @@ describe("reliable wire format: seeded fuzz", () => {
       let d = seeds[int(seeds.length)].slice();
       const edits = 1 + int(4);
       for (let e = 0; e < edits; e++) {
-        switch (int(6)) {
+        switch (int(7)) {
           case 0:
             d[int(d.length)] ^= 1 << int(8);
             break;
@@ -850,6 +1100,9 @@ describe("reliable wire format: seeded fuzz", () => {
             break;
           case 2:
             d = d.slice(0, int(d.length + 1));
+            break;
+          case 6:
+            if (d.length > 3) d[3] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0x80][int(10)];
             break;
           case 3: {
             const longer = new Uint8Array(d.length + 1 + int(40));
@@ -894,9 +1147,14 @@ describe("reliable wire format: seeded fuzz", () => {
       for (let i = 0; i < n; i++) s += alphabet[int(alphabet.length)];
       return s;
     };
+    const bytes32 = () => {
+      const out = new Uint8Array(32);
+      for (let k = 0; k < 32; k++) out[k] = int(256);
+      return out;
+    };
     for (let i = 0; i < 5000; i++) {
       let msg: ReliableMsg;
-      switch (1 + (i % 7)) {
+      switch (1 + (i % 10)) {
         case MsgType.HELLO:
           msg = {
             type: MsgType.HELLO,
@@ -905,8 +1163,10 @@ describe("reliable wire format: seeded fuzz", () => {
             size: int(Number.MAX_SAFE_INTEGER),
             name: text(1, 60),
           };
+          if (random() < 0.5) msg.resume = true;
+          if (random() < 0.5) msg.nonce = bytes32();
           break;
-        case MsgType.ACCEPT:
+        case MsgType.ACCEPT: {
           msg = {
             type: MsgType.ACCEPT,
             session: u32(),
@@ -914,6 +1174,26 @@ describe("reliable wire format: seeded fuzz", () => {
             window: u32(),
             message: text(0, 60),
           };
+          if (random() < 0.5) {
+            const ranges: Array<[number, number]> = [];
+            let next = int(5);
+            for (let k = int(MAX_RESUME_RANGES + 1); k > 0; k--) {
+              const end = next + 1 + int(20);
+              ranges.push([next, end]);
+              next = end + int(20);
+            }
+            msg.offer = { ranges, digest: bytes32() };
+          }
+          break;
+        }
+        case MsgType.CHALLENGE:
+          msg = { type: MsgType.CHALLENGE, session: u32(), nonce: bytes32(), proof: bytes32() };
+          break;
+        case MsgType.AUTH:
+          msg = { type: MsgType.AUTH, session: u32(), proof: bytes32() };
+          break;
+        case MsgType.RESUME:
+          msg = { type: MsgType.RESUME, session: u32(), decision: int(3) };
           break;
         case MsgType.DATA: {
           const payload = new Uint8Array(int(300));
@@ -971,9 +1251,11 @@ describe("reliable wire format: seeded fuzz", () => {
         default:
           msg = { type: MsgType.ABORT, session: u32(), status: int(256), message: text(0, 60) };
       }
-      const bytes = encodeReliable(msg);
+      const auth = i % 3 === 0 ? authA : undefined;
+      const bytes = encodeReliable(msg, auth);
       assert.ok(isReliableDatagram(bytes));
       assert.deepEqual(decodeReliable(bytes), msg);
+      if (auth) assert.ok(verifyReliableTag(bytes, auth));
     }
   });
 });

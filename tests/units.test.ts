@@ -354,6 +354,30 @@ describe("ClassicAssembler", () => {
   const FILE = pattern(61306); // the sample image's size: 15 packets, the last of 3962 bytes
   const PACKETS = chunks(FILE, BUF);
 
+  test("a sequence number implying more than max(32 MiB, 2× received) of holes is ignored", () => {
+    const d = new Driver();
+    const bomb = d.send(encodeClassicData(100_000_000, new Uint8Array([0x41])));
+    assert.equal(bomb.action, "ignore");
+    assert.match((bomb as { reason: string }).reason, /implausibly far ahead/);
+    assert.equal(d.asm.receivedPackets, 0);
+    // A plausible gap (10 MB of holes at 1400-byte packets) is still taken.
+    assert.equal(d.send(encodeClassicData(7000, new Uint8Array(1400))).action, "store");
+    // After 40 MB arrived, up to 80 MB of holes are plausible.
+    const big = new Driver();
+    for (let seq = 0; seq < 40; seq++) big.send(encodeClassicData(seq, new Uint8Array(1 << 20)));
+    assert.equal(big.send(encodeClassicData(40 + 75, new Uint8Array(1 << 20))).action, "store");
+    assert.equal(big.send(encodeClassicData(40 + 200, new Uint8Array(1 << 20))).action, "ignore");
+  });
+
+  test("an end trailer implying implausible holes is not believed", () => {
+    const d = new Driver();
+    d.send(PACKETS[0]);
+    d.send(encodeClassicEnd({ packets: 1_000_000, chunk: BUF, bytes: 1_000_000 * BUF }));
+    const steps = d.steps();
+    const total = steps.reduce((sum, step) => sum + step.length, 0);
+    assert.ok(total <= BUF, `the layout owes ${total} bytes`);
+  });
+
   test("in-order delivery: the spool is the file and the session is complete", () => {
     for (const trailer of [undefined, { packets: 15, chunk: BUF, bytes: 61306 }]) {
       const d = new Driver();

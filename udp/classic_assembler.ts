@@ -33,6 +33,19 @@ export type LayoutStep =
   | { kind: "copy"; seq: number; spoolOffset: number; length: number }
   | { kind: "hole"; seq: number; length: number };
 
+/**
+ * Most zero-filled bytes a session may owe beyond what it received: a
+ * sequence number (or end trailer) implying more missing bytes than
+ * max(32 MiB, twice the bytes received) is not believed. Without this one
+ * 5-byte datagram numbered 100,000,000 made the server write 100 MB of zeros.
+ */
+export const MAX_HOLE_BYTES: number = 32 << 20;
+
+/** Whether `missing` bytes of holes are plausible after `received` bytes arrived. */
+function plausibleHoles(missing: number, received: number): boolean {
+  return missing <= Math.max(MAX_HOLE_BYTES, 2 * received);
+}
+
 /** Limits for one classic session. */
 export interface AssemblerLimits {
   /** Largest total payload accepted, in bytes. */
@@ -90,7 +103,10 @@ export class ClassicAssembler {
     if (datagram.kind === "end") {
       this.#ended = true;
       // A trailer that claims more than the limit is not believed (it would make us zero-fill that much).
-      if (datagram.trailer && datagram.trailer.bytes <= this.#limits.maxBytes) {
+      if (
+        datagram.trailer && datagram.trailer.bytes <= this.#limits.maxBytes &&
+        plausibleHoles(datagram.trailer.bytes - this.#spoolBytes, this.#spoolBytes)
+      ) {
         this.#trailer = datagram.trailer;
       }
       return { action: "end" };
@@ -107,6 +123,13 @@ export class ClassicAssembler {
       seq * payload.length > this.#limits.maxBytes
     ) {
       return { action: "reject", reason: `more than ${this.#limits.maxBytes} bytes` };
+    }
+    const lead = seq - this.#count;
+    if (lead > 0 && !plausibleHoles(lead * Math.max(this.#stride, payload.length), this.#spoolBytes)) {
+      return {
+        action: "ignore",
+        reason: `sequence number ${seq} is implausibly far ahead of the ${this.#count} packets received`,
+      };
     }
     if (seq > this.#seen.max) this.#maxSeqLength = payload.length;
     this.#seen.add(seq);

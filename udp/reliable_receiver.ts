@@ -13,21 +13,63 @@
  * ranges above it, and the window (chunks beyond the cumulative point the
  * sender may have outstanding), which bounds the receiver's work per session.
  *
+ * Under a key ({@linkcode ReceiverOptions.keys}, from a
+ * {@linkcode HandshakeGate}) every datagram must carry a valid authenticator:
+ * the others are counted as `forged` and change nothing (not even the idle
+ * timer), and everything the receiver sends is tagged.
+ *
+ * Resume ({@linkcode ReceiverOptions.offer}): the ACCEPT offers the chunks
+ * held from an earlier attempt; the receiver takes no DATA until the sender's
+ * RESUME says to keep them (they then count as received) or to restart from
+ * empty (a `resume` event tells the driver which); a RESUME saying the
+ * sender is still checking only keeps the session alive.
+ *
+ * {@linkcode HandshakeGate} is the server's sans-I/O front door: it answers
+ * HELLOs, runs the keyed handshake with bounded state, and says when a
+ * session may be opened.
+ *
  * All times are milliseconds.
  *
  * @module
  */
 
 import {
+  Authenticator,
+  constantTimeEqual,
+  handshakeProof,
+  KEY_REQUIRED,
+  ReplayGuard,
+  SERVER_KEYLESS,
+  verifyHandshakeProof,
+  WRONG_KEY,
+} from "../shared/auth.ts";
+import { bytesEqual } from "../shared/protocol.ts";
+import {
   type AckMsg,
+  type AuthMsg,
   encodeReliable,
+  type HelloMsg,
   MAX_SACK_RANGES,
   MsgType,
   NO_CHUNK,
   type ReliableMsg,
+  type ReliableResumeOffer,
+  reliableSessionKeys,
   ReliableStatus,
+  ResumeDecision,
+  verifyReliableTag,
 } from "../shared/protocol_reliable.ts";
 import { RangeSet } from "../shared/range_set.ts";
+
+/** A keyed session's secrets, from {@linkcode HandshakeGate}. */
+export interface ReceiverKeys {
+  /** Checks what the sender sends. */
+  receive: Uint8Array;
+  /** Tags what the receiver sends. */
+  send: Uint8Array;
+  /** The sender's AUTH proof: a repeated AUTH (our ACCEPT was lost) gets the ACCEPT again. */
+  authProof: Uint8Array;
+}
 
 /** Options for a {@linkcode ReliableReceiver}. */
 export interface ReceiverOptions {
@@ -47,12 +89,17 @@ export interface ReceiverOptions {
   idleTimeoutMs?: number;
   /** Keep answering FINs with the DONE this long after completion, ms. Default 30 s. */
   lingerMs?: number;
+  /** The keyed handshake's secrets: authenticate every datagram either way. */
+  keys?: ReceiverKeys;
+  /** The sender asked to resume: the chunks held from an earlier attempt (maybe none) and their digest. */
+  offer?: ReliableResumeOffer;
 }
 
 /** Something for the driver to do or know. */
 export type ReceiverEvent =
   | { type: "data"; seq: number; offset: number; payload: Uint8Array }
   | { type: "fin"; digest: Uint8Array }
+  | { type: "resume"; keep: boolean }
   | { type: "aborted"; message: string }
   | { type: "expired" }
   | { type: "closed" };
@@ -67,10 +114,14 @@ export interface ReceiverStats {
   acksSent: number;
   /** Datagrams ignored: wrong size, outside the window or the file. */
   ignored: number;
+  /** Datagrams of a keyed session dropped because their authenticator did not verify. */
+  forged: number;
+  /** Chunks kept from an earlier attempt (resume). */
+  resumedChunks: number;
 }
 
-/** The receiver's phases. */
-export type ReceiverPhase = "receiving" | "verifying" | "done" | "closed";
+/** The receiver's phases (`deciding`: waiting for the sender's answer to a resume offer). */
+export type ReceiverPhase = "deciding" | "receiving" | "verifying" | "done" | "closed";
 
 /** While there are holes, ACK after this many datagrams (instead of every `ackEvery`). */
 const URGENT_ACK_EVERY = 4;
@@ -88,9 +139,20 @@ export class ReliableReceiver {
   /** Chunks the sender may have beyond the cumulative point. */
   readonly window: number;
   /** Counters for the summary. */
-  readonly stats: ReceiverStats = { chunks: 0, duplicates: 0, acksSent: 0, ignored: 0 };
+  readonly stats: ReceiverStats = {
+    chunks: 0,
+    duplicates: 0,
+    acksSent: 0,
+    ignored: 0,
+    forged: 0,
+    resumedChunks: 0,
+  };
 
   #phase: ReceiverPhase = "receiving";
+  #sendAuth: Authenticator | undefined;
+  #receiveAuth: Authenticator | undefined;
+  #authProof: Uint8Array | undefined;
+  #offer: ReliableResumeOffer | undefined;
   #received = new RangeSet();
   #cum = 0;
   #events: ReceiverEvent[] = [];
@@ -121,7 +183,33 @@ export class ReliableReceiver {
     this.#idleTimeout = options.idleTimeoutMs ?? 10_000;
     this.#linger = options.lingerMs ?? 30_000;
     this.#lastHeard = now;
+    if (options.keys) {
+      this.#sendAuth = new Authenticator(options.keys.send);
+      this.#receiveAuth = new Authenticator(options.keys.receive);
+      this.#authProof = options.keys.authProof;
+    }
+    this.#offer = options.offer;
+    if (this.#offer && this.#offer.ranges.length > 0) this.#phase = "deciding";
     this.#queueAccept();
+  }
+
+  /** When the last authentic datagram arrived. */
+  get lastHeard(): number {
+    return this.#lastHeard;
+  }
+
+  /** The chunks held (received, or kept from an earlier attempt), as `[start, end)` ranges, ascending. */
+  heldRanges(): Array<[number, number]> {
+    return this.#received.ranges().map(([a, b]): [number, number] => [a, b + 1]);
+  }
+
+  /** Bytes of the held chunks. */
+  get heldBytes(): number {
+    let bytes = 0;
+    for (const [a, b] of this.heldRanges()) {
+      bytes += Math.min(this.size, b * this.chunkSize) - a * this.chunkSize;
+    }
+    return bytes;
   }
 
   /** `receiving`, `verifying`, `done` or `closed`. */
@@ -145,13 +233,18 @@ export class ReliableReceiver {
   }
 
   #queueAccept(): void {
-    this.#control.push(encodeReliable({
+    this.#control.push(this.#encode({
       type: MsgType.ACCEPT,
       session: this.session,
       status: ReliableStatus.OK,
       window: this.window,
       message: "",
+      ...(this.#offer ? { offer: this.#offer } : {}),
     }));
+  }
+
+  #encode(msg: ReliableMsg): Uint8Array {
+    return encodeReliable(msg, this.#sendAuth);
   }
 
   /** The next event, if any. */
@@ -163,16 +256,22 @@ export class ReliableReceiver {
     return seq === this.chunks - 1 ? this.size - seq * this.chunkSize : this.chunkSize;
   }
 
-  /** Processes one decoded message of this session. */
-  handle(now: number, msg: ReliableMsg): void {
+  /**
+   * Processes one decoded message of this session. A keyed session needs the
+   * raw `datagram` too, to check its authenticator.
+   */
+  handle(now: number, msg: ReliableMsg, datagram?: Uint8Array): void {
     if (msg.session !== this.session || this.#phase === "closed") return;
+    if (this.#receiveAuth && !this.#authentic(msg, datagram)) return;
     this.#lastHeard = now;
+    const open = this.#phase === "receiving" || this.#phase === "deciding";
     switch (msg.type) {
       case MsgType.HELLO:
         // Our ACCEPT was lost: repeat it.
-        if (this.#phase === "receiving" && msg.size === this.size && msg.chunkSize === this.chunkSize) {
-          this.#queueAccept();
-        }
+        if (open && msg.size === this.size && msg.chunkSize === this.chunkSize) this.#queueAccept();
+        return;
+      case MsgType.RESUME:
+        if (msg.decision !== ResumeDecision.CHECKING) this.#onResume(msg.decision === ResumeDecision.KEEP);
         return;
       case MsgType.DATA:
         this.#onData(now, msg.seq, msg.payload);
@@ -199,7 +298,51 @@ export class ReliableReceiver {
     }
   }
 
+  /**
+   * Under a key: handshake repeats are answered (a repeated AUTH with the
+   * right proof gets the ACCEPT again) but do not count as activity; any
+   * other message must carry a valid tag, else it is counted as forged.
+   */
+  #authentic(msg: ReliableMsg, datagram: Uint8Array | undefined): boolean {
+    if (msg.type === MsgType.AUTH) {
+      const open = this.#phase === "receiving" || this.#phase === "deciding";
+      if (open && this.#authProof && constantTimeEqual(msg.proof, this.#authProof)) this.#queueAccept();
+      else this.stats.ignored++;
+      return false;
+    }
+    if (msg.type === MsgType.HELLO) {
+      this.stats.ignored++; // a late copy of the keyed HELLO
+      return false;
+    }
+    if (datagram && verifyReliableTag(datagram, this.#receiveAuth as Authenticator)) return true;
+    this.stats.forged++;
+    return false;
+  }
+
+  #onResume(keep: boolean): void {
+    if (this.#phase === "receiving" && this.#offer) {
+      this.#ackNow = true; // a repeat: our ACK was lost
+      return;
+    }
+    if (this.#phase !== "deciding" || !this.#offer) return;
+    if (keep) {
+      for (const [start, end] of this.#offer.ranges) {
+        this.#received.addRange(start, Math.min(end, this.chunks));
+      }
+      this.#cum = this.#received.prefixEnd();
+      this.stats.resumedChunks = this.#received.size;
+    }
+    this.#phase = "receiving";
+    this.#ackNow = true;
+    this.#events.push({ type: "resume", keep });
+    if (this.#cum >= this.chunks && this.#finDigest) this.#startVerify();
+  }
+
   #onData(now: number, seq: number, payload: Uint8Array): void {
+    if (this.#phase === "deciding") {
+      this.stats.ignored++; // the sender must answer the offer first
+      return;
+    }
     if (this.#phase !== "receiving") {
       this.stats.duplicates++;
       return;
@@ -249,7 +392,7 @@ export class ReliableReceiver {
   }
 
   #abort(status: number, message: string): void {
-    this.#control.push(encodeReliable({ type: MsgType.ABORT, session: this.session, status, message }));
+    this.#control.push(this.#encode({ type: MsgType.ABORT, session: this.session, status, message }));
     this.#phase = "closed";
     this.#events.push({ type: "aborted", message });
   }
@@ -260,7 +403,7 @@ export class ReliableReceiver {
    */
   complete(now: number, status: number, digest: Uint8Array, message: string): void {
     if (this.#phase !== "verifying") return;
-    this.#done = encodeReliable({
+    this.#done = this.#encode({
       type: MsgType.DONE,
       session: this.session,
       status,
@@ -305,7 +448,7 @@ export class ReliableReceiver {
       ranges: this.#sackRanges(),
     };
     this.#latest = NO_CHUNK;
-    return encodeReliable(msg);
+    return this.#encode(msg);
   }
 
   /**
@@ -326,6 +469,7 @@ export class ReliableReceiver {
   /** When to call {@linkcode handleTimeout}, or `undefined`. */
   pollTimeout(): number | undefined {
     switch (this.#phase) {
+      case "deciding":
       case "receiving":
       case "verifying":
         return Math.min(this.#ackDue, this.#lastHeard + this.#idleTimeout);
@@ -339,7 +483,7 @@ export class ReliableReceiver {
   /** Processes timers due at `now`. */
   handleTimeout(now: number): void {
     if (
-      (this.#phase === "receiving" || this.#phase === "verifying") &&
+      (this.#phase === "deciding" || this.#phase === "receiving" || this.#phase === "verifying") &&
       now >= this.#lastHeard + this.#idleTimeout
     ) {
       this.#phase = "closed";
@@ -349,4 +493,154 @@ export class ReliableReceiver {
       this.#events.push({ type: "closed" });
     }
   }
+}
+
+// ------------------------------------------------------ the front door ----
+
+export { KEY_REQUIRED, SERVER_KEYLESS, WRONG_KEY } from "../shared/auth.ts";
+
+/** Options of a {@linkcode HandshakeGate}. */
+export interface GateOptions {
+  /** The server's pre-shared key; without one, HELLOs open sessions directly. */
+  psk?: Uint8Array;
+  /** A fresh random 32-byte server nonce per handshake (the driver's randomness). */
+  nonce: () => Uint8Array;
+  /** Most handshakes waiting for their AUTH; the oldest is forgotten first. Default 1024. */
+  maxPending?: number;
+  /** A handshake waiting for its AUTH is forgotten after this long, ms. Default 5 s. */
+  pendingTtlMs?: number;
+  /** Remembers client nonces of completed handshakes. Default: 65536 for 10 minutes. */
+  replay?: ReplayGuard;
+}
+
+/** What the gate decided about a HELLO or AUTH. */
+export type GateVerdict =
+  | {
+    /** Open a session for `hello` (with `keys` when the server has a key). */
+    kind: "open";
+    hello: HelloMsg;
+    keys?: ReceiverKeys;
+  }
+  | {
+    /** Send `bytes` back (a CHALLENGE, or a refusal whose text is `refusal`). */
+    kind: "reply";
+    bytes: Uint8Array;
+    refusal?: string;
+  }
+  | {
+    /** Nothing to do (an AUTH for no pending handshake, a replay). */
+    kind: "drop";
+    reason: string;
+  };
+
+interface PendingHandshake {
+  hello: HelloMsg;
+  helloBytes: Uint8Array;
+  serverNonce: Uint8Array;
+  challenge: Uint8Array;
+  expires: number;
+}
+
+/**
+ * The server side of the handshake, sans-I/O: decides what a HELLO or AUTH
+ * from an address gets. Without a key a plain HELLO opens a session (and a
+ * keyed one is refused). With a key, a plain HELLO is refused, a keyed HELLO
+ * gets a CHALLENGE (a fresh server nonce and the server's proof) and is
+ * remembered — in bounded state: at most `maxPending` handshakes, each for
+ * `pendingTtlMs`, so a flood of HELLOs costs a fixed amount of memory and no
+ * session slot — and its AUTH opens the session only when the client's proof
+ * verifies and its nonce was never used before ({@linkcode ReplayGuard}).
+ * No file exists before that.
+ */
+export class HandshakeGate {
+  #psk: Uint8Array | undefined;
+  #nonce: () => Uint8Array;
+  #maxPending: number;
+  #ttl: number;
+  #replay: ReplayGuard;
+  #pending = new Map<string, PendingHandshake>();
+
+  /** Creates a gate. */
+  constructor(options: GateOptions) {
+    this.#psk = options.psk;
+    this.#nonce = options.nonce;
+    this.#maxPending = Math.max(1, options.maxPending ?? 1024);
+    this.#ttl = options.pendingTtlMs ?? 5000;
+    this.#replay = options.replay ?? new ReplayGuard();
+  }
+
+  /** Handshakes waiting for their AUTH. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /** A HELLO (`datagram`, decoded as `hello`) from `peer` (any string naming the address) for no live session. */
+  hello(now: number, hello: HelloMsg, datagram: Uint8Array, peer: string): GateVerdict {
+    const psk = this.#psk;
+    if (!psk) return hello.nonce ? refuse(hello.session, SERVER_KEYLESS) : { kind: "open", hello };
+    if (!hello.nonce) return refuse(hello.session, KEY_REQUIRED);
+    this.#expire(now);
+    const id = `${peer}/${hello.session}`;
+    const known = this.#pending.get(id);
+    // A repeated HELLO (our CHALLENGE was lost) gets the same CHALLENGE.
+    if (known && bytesEqual(known.helloBytes, datagram)) return { kind: "reply", bytes: known.challenge };
+    this.#pending.delete(id);
+    while (this.#pending.size >= this.#maxPending) {
+      this.#pending.delete(this.#pending.keys().next().value as string);
+    }
+    const helloBytes = datagram.slice();
+    const serverNonce = this.#nonce();
+    const challenge = encodeReliable({
+      type: MsgType.CHALLENGE,
+      session: hello.session,
+      nonce: serverNonce,
+      proof: handshakeProof(psk, "server", hello.nonce, serverNonce, helloBytes),
+    });
+    this.#pending.set(id, { hello, helloBytes, serverNonce, challenge, expires: now + this.#ttl });
+    return { kind: "reply", bytes: challenge };
+  }
+
+  /** An AUTH from `peer` for no live session. */
+  auth(now: number, auth: AuthMsg, peer: string): GateVerdict {
+    const psk = this.#psk;
+    if (!psk) return { kind: "drop", reason: "AUTH, but this server has no key" };
+    this.#expire(now);
+    const id = `${peer}/${auth.session}`;
+    const pending = this.#pending.get(id);
+    if (!pending) return { kind: "drop", reason: "AUTH without a pending handshake" };
+    const { hello, helloBytes, serverNonce } = pending;
+    const clientNonce = hello.nonce as Uint8Array;
+    if (!verifyHandshakeProof(psk, "client", clientNonce, serverNonce, helloBytes, auth.proof)) {
+      return refuse(auth.session, WRONG_KEY);
+    }
+    this.#pending.delete(id);
+    if (!this.#replay.check(clientNonce, now)) {
+      return { kind: "drop", reason: "replayed handshake (its client nonce was used before)" };
+    }
+    const keys = reliableSessionKeys(psk, clientNonce, serverNonce, helloBytes);
+    return {
+      kind: "open",
+      hello,
+      keys: { receive: keys.clientToServer, send: keys.serverToClient, authProof: auth.proof },
+    };
+  }
+
+  /** Forgets handshakes past their time (the map is in creation order, all with the same time to live). */
+  #expire(now: number): void {
+    for (const [id, pending] of this.#pending) {
+      if (pending.expires > now) break;
+      this.#pending.delete(id);
+    }
+  }
+}
+
+function refuse(session: number, message: string): GateVerdict {
+  const bytes = encodeReliable({
+    type: MsgType.ACCEPT,
+    session,
+    status: ReliableStatus.REFUSED,
+    window: 0,
+    message,
+  });
+  return { kind: "reply", bytes, refusal: message };
 }

@@ -6,19 +6,25 @@
  * back by position. Memory stays at one datagram buffer plus the core's
  * per-window state.
  *
+ * Under a key the driver gives the core a fresh client nonce and sends what
+ * it seals. With `resume`, when the server offers chunks it already holds,
+ * the driver reads the file once, hashing it whole (for FIN) and the offered
+ * ranges (to compare with the server's digest), and tells the core.
+ *
  * @module
  */
 
 import { createHash } from "node:crypto";
+import { randomNonce } from "../shared/auth.ts";
 import { CliError, ExitCode, usageError, withContext } from "../shared/errors.ts";
 import { InputFile, ReadAheadReader, sentName } from "../shared/files.ts";
 import { mbps, type ReliableSummary, Stopwatch } from "../shared/metrics.ts";
-import { toHex } from "../shared/protocol.ts";
+import { bytesEqual, toHex } from "../shared/protocol.ts";
 import {
   DATA_HEADER_SIZE,
   MAX_RELIABLE_CHUNK,
+  MAX_TAGGED_RELIABLE_CHUNK,
   ReliableStatus,
-  writeDataHeader,
 } from "../shared/protocol_reliable.ts";
 import { type DatagramConn, type NetAddr, runtime } from "../shared/runtime.ts";
 import { ReliableSender, type SenderEvent } from "./reliable_sender.ts";
@@ -38,9 +44,16 @@ export interface ReliableSendOptions {
   timeoutMs?: number;
   /** Fixed pacing rate in bytes per second instead of adaptive rate control. */
   fixedRate?: number;
+  /** Pre-shared key: authenticate the server and every datagram. */
+  psk?: Uint8Array;
+  /** Ask the server to resume an earlier, unfinished transfer of this file. */
+  resume?: boolean;
   /** Progress callback. */
   onEvent?: (event: ReliableClientEvent) => void;
 }
+
+/** The reliable client's summary (`resumedBytes` set with `resume`, `authenticated` with a key). */
+export type ReliableSendSummary = ReliableSummary;
 
 /** What the reliable client reports while it works. */
 export type ReliableClientEvent =
@@ -48,7 +61,8 @@ export type ReliableClientEvent =
   | { type: "connected"; host: string; port: number }
   | { type: "progress"; bytes: number; total: number; seconds: number }
   | { type: "sent"; file: string; packets: number }
-  | { type: "response"; text: string };
+  | { type: "response"; text: string }
+  | { type: "resumed"; bytes: number };
 
 /** Datagrams per send batch. */
 const BATCH = 32;
@@ -65,10 +79,11 @@ function nextTurn(): Promise<void> {
  * Throws {@linkcode CliError} for local problems; a refusal, a timeout or a
  * digest mismatch is a summary with a non-success status.
  */
-export async function sendFileReliable(options: ReliableSendOptions): Promise<ReliableSummary> {
+export async function sendFileReliable(options: ReliableSendOptions): Promise<ReliableSendSummary> {
   const { port, buffer } = options;
-  if (!Number.isInteger(buffer) || buffer < 1 || buffer > MAX_RELIABLE_CHUNK) {
-    throw usageError(`--buffer must be 1-${MAX_RELIABLE_CHUNK} for reliable UDP`);
+  const maxChunk = options.psk ? MAX_TAGGED_RELIABLE_CHUNK : MAX_RELIABLE_CHUNK;
+  if (!Number.isInteger(buffer) || buffer < 1 || buffer > maxChunk) {
+    throw usageError(`--buffer must be 1-${maxChunk} for reliable UDP${options.psk ? " with a key" : ""}`);
   }
   const emit = options.onEvent ?? (() => {});
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -93,11 +108,15 @@ export async function sendFileReliable(options: ReliableSendOptions): Promise<Re
       finTimeoutMs: Math.max(timeoutMs, 20_000),
       idleTimeoutMs: Math.max(timeoutMs, 20_000),
       rate: options.fixedRate ? { fixedRate: options.fixedRate } : undefined,
+      ...(options.psk ? { psk: options.psk, clientNonce: randomNonce() } : {}),
+      resume: options.resume,
     });
     const result = await drive(sender, socket, server, input, watch, emit);
     const seconds = watch.elapsed();
     const stats = sender.stats;
     const confirmed = result.type === "done" && result.ok ? input.size : 0;
+    // Throughput counts what this run delivered, not what the server already held.
+    const delivered = confirmed === 0 ? 0 : confirmed - stats.resumedBytes;
     const status = result.type === "done"
       ? (result.ok ? "success" : "mismatch")
       : result.status === ReliableStatus.REFUSED || result.status === ReliableStatus.BUSY
@@ -113,9 +132,9 @@ export async function sendFileReliable(options: ReliableSendOptions): Promise<Re
       file: options.file,
       bytes: input.size,
       buffer,
-      packets: sender.chunks,
+      packets: sender.chunks - stats.resumedChunks,
       seconds,
-      mbps: mbps(confirmed, seconds),
+      mbps: mbps(delivered, seconds),
       confirmedBytes: confirmed,
       status,
       response,
@@ -127,9 +146,11 @@ export async function sendFileReliable(options: ReliableSendOptions): Promise<Re
       acks: stats.acksReceived,
       lossPercent: stats.dataSent === 0 ? 0 : (100 * stats.lost) / stats.dataSent,
       srttMs: sender.hasRttSample ? sender.srtt : 0,
-      goodputMbps: mbps(confirmed, seconds),
+      goodputMbps: mbps(delivered, seconds),
       wireMbps: mbps(stats.wireBytes, seconds),
-      overheadPercent: confirmed === 0 ? 0 : (100 * (stats.wireBytes - confirmed)) / confirmed,
+      overheadPercent: delivered === 0 ? 0 : (100 * (stats.wireBytes - delivered)) / delivered,
+      resumedBytes: options.resume ? stats.resumedBytes : undefined,
+      authenticated: options.psk ? result.type === "done" && result.ok : undefined,
     };
   } finally {
     try {
@@ -174,9 +195,16 @@ async function drive(
   const reader = new ReadAheadReader(input);
   // Datagrams go out in batches (one sendMany: one system call on Bun); each
   // slot of the batch has its own buffer, reused once the batch is sent.
-  const pool = Array.from({ length: BATCH }, () => new Uint8Array(DATA_HEADER_SIZE + sender.chunkSize));
+  const pool = Array.from({ length: BATCH }, () => new Uint8Array(sender.dataOverhead + sender.chunkSize));
   const batch: Uint8Array[] = [];
   let hashedChunks = 0;
+  /** Set once the whole file was hashed up front (for a resume offer): no hashing on the way. */
+  let digestKnown = false;
+  /** The outcome of hashing the file for a resume offer, once known. */
+  let resumeCheck:
+    | { file: Uint8Array; held: Uint8Array; offered: Uint8Array }
+    | { error: unknown }
+    | undefined;
   if (sender.chunks === 0) sender.setDigest(clock(), new Uint8Array(hash.digest()));
   let connected = false;
   let lastProgress = 0;
@@ -185,12 +213,14 @@ async function drive(
   // transfer with an error (the core's own timeouts normally end it sooner).
   let stalled = false;
   let spins = 0;
-  let progressMark = `${sender.phase}:${sender.stats.bytesAcked}`;
+  let checkedBytes = 0; // hashed for a resume offer: progress too
+  const mark = () => `${sender.phase}:${sender.stats.bytesAcked}:${checkedBytes}`;
+  let progressMark = mark();
   let progressAt = clock();
   const watchdog = setInterval(() => {
-    const mark = `${sender.phase}:${sender.stats.bytesAcked}`;
-    if (mark !== progressMark) {
-      progressMark = mark;
+    const now = mark();
+    if (now !== progressMark) {
+      progressMark = now;
       progressAt = clock();
     } else if (clock() - progressAt > STALL_MS) {
       stalled = true;
@@ -207,6 +237,15 @@ async function drive(
       if (stalled) {
         throw new CliError(`the transfer stalled: no progress for ${STALL_MS / 1000} s`, ExitCode.NETWORK);
       }
+      if (resumeCheck) {
+        if ("error" in resumeCheck) throw resumeCheck.error;
+        digestKnown = true;
+        sender.setDigest(clock(), resumeCheck.file);
+        const keep = bytesEqual(resumeCheck.held, resumeCheck.offered);
+        sender.resolveResume(clock(), keep);
+        if (keep) emit({ type: "resumed", bytes: sender.stats.resumedBytes });
+        resumeCheck = undefined;
+      }
       let now = clock();
       sender.handleTimeout(now);
       let sent = 0;
@@ -214,17 +253,17 @@ async function drive(
         if (t.kind === "control") {
           batch.push(t.bytes);
         } else {
-          const wire = pool[batch.length].subarray(0, DATA_HEADER_SIZE + t.length);
-          const payload = wire.subarray(DATA_HEADER_SIZE);
+          const wire = pool[batch.length].subarray(0, sender.dataOverhead + t.length);
+          const payload = wire.subarray(DATA_HEADER_SIZE, DATA_HEADER_SIZE + t.length);
           if (reader.readAt(payload, t.offset) !== t.length) {
             throw new CliError(`'${input.path}' shrank while it was being sent`, ExitCode.FILE);
           }
-          if (!t.retransmit && t.seq === hashedChunks) {
+          if (!digestKnown && !t.retransmit && t.seq === hashedChunks) {
             hash.update(payload);
             hashedChunks++;
             if (hashedChunks === sender.chunks) sender.setDigest(now, new Uint8Array(hash.digest()));
           }
-          writeDataHeader(wire, sender.session, t.seq);
+          sender.sealData(wire, t.seq);
           batch.push(wire);
         }
         if (batch.length === BATCH) {
@@ -243,8 +282,22 @@ async function drive(
         if (e.type === "accepted" && !connected) {
           connected = true;
           emit({ type: "connected", host: server.hostname, port: server.port });
+        } else if (e.type === "resume-offer") {
+          // Hash in the background: the loop keeps running (the core sends keep-alives meanwhile).
+          const offered = e.digest;
+          hashForResume(input, sender.chunkSize, e.ranges, (bytes) => checkedBytes = bytes).then((hashes) => {
+            resumeCheck = { ...hashes, offered };
+          }, (error) => {
+            resumeCheck = { error };
+          }).finally(() => {
+            const w = wake;
+            wake = undefined;
+            w?.();
+          });
         } else if (e.type === "done" || e.type === "failed") {
-          if (e.type === "done") emit({ type: "sent", file: input.path, packets: sender.chunks });
+          if (e.type === "done") {
+            emit({ type: "sent", file: input.path, packets: sender.chunks - sender.stats.resumedChunks });
+          }
           return e;
         }
       }
@@ -253,7 +306,7 @@ async function drive(
         lastProgress = clock();
         emit({
           type: "progress",
-          bytes: sender.stats.bytesAcked,
+          bytes: sender.stats.bytesAcked + sender.stats.resumedBytes,
           total: sender.size,
           seconds: watch.elapsed(),
         });
@@ -288,4 +341,44 @@ async function drive(
     } catch { /* already closed */ }
     await receiving;
   }
+}
+
+/**
+ * Reads the file once (yielding to the event loop every 16 MiB) and returns
+ * its SHA-256 and the SHA-256 of the bytes of the chunk `ranges`, range
+ * after range: what a resume offer's digest is compared with.
+ */
+async function hashForResume(
+  input: InputFile,
+  chunkSize: number,
+  ranges: Array<[number, number]>,
+  onProgress: (bytes: number) => void,
+): Promise<{ file: Uint8Array; held: Uint8Array }> {
+  const file = createHash("sha256");
+  const held = createHash("sha256");
+  const block = new Uint8Array(1 << 20);
+  let r = 0;
+  for (let position = 0, blocks = 1; position < input.size; blocks++) {
+    const n = input.readAt(block.subarray(0, Math.min(block.length, input.size - position)), position);
+    if (n === 0) throw new CliError(`'${input.path}' shrank while it was being read`, ExitCode.FILE);
+    const bytes = block.subarray(0, n);
+    file.update(bytes);
+    const end = position + n;
+    // The parts of the held ranges inside this block, in order.
+    while (r < ranges.length) {
+      const from = ranges[r][0] * chunkSize;
+      const to = Math.min(input.size, ranges[r][1] * chunkSize);
+      const a = Math.max(from, position);
+      const b = Math.min(to, end);
+      if (a < b) held.update(bytes.subarray(a - position, b - position));
+      if (to > end) break;
+      r++;
+    }
+    position = end;
+    if (blocks % 16 === 0) {
+      onProgress(position);
+      await nextTurn();
+    }
+  }
+  return { file: new Uint8Array(file.digest()), held: new Uint8Array(held.digest()) };
 }

@@ -18,20 +18,41 @@
  * {@linkcode RateController}; flow control by the receiver's window; FIN with
  * the file's SHA-256, retried until DONE.
  *
+ * Under a pre-shared key (`psk` and a `clientNonce` from the driver) the
+ * HELLO carries the nonce, the receiver's CHALLENGE must carry a valid server
+ * proof (else the sender fails: the server does not hold the key), the sender
+ * answers with AUTH, and from then on every datagram either way carries an
+ * authenticator: the sender tags what it sends and drops (counts as
+ * `forged`) whatever does not verify, so nobody without the key can fake an
+ * ACK or a DONE.
+ *
+ * Resume (`resume`): when the receiver's ACCEPT offers chunks it already
+ * holds, the sender emits a `resume-offer` event; the driver hashes the same
+ * ranges of its file and calls {@linkcode ReliableSender.resolveResume}; the
+ * sender tells the receiver (RESUME, repeated until an ACK answers) to keep
+ * them, and never sends them, or to start from empty.
+ *
  * All times are milliseconds.
  *
  * @module
  */
 
+import { Authenticator, handshakeProof, TAG_SIZE, verifyHandshakeProof } from "../shared/auth.ts";
 import { bytesEqual } from "../shared/protocol.ts";
 import {
+  type AcceptMsg,
+  type ChallengeMsg,
   DATA_HEADER_SIZE,
   decodeReliable,
   encodeReliable,
   MsgType,
   NO_CHUNK,
   type ReliableMsg,
+  reliableSessionKeys,
   ReliableStatus,
+  ResumeDecision,
+  verifyReliableTag,
+  writeDataHeader,
 } from "../shared/protocol_reliable.ts";
 import { ProtocolError } from "../shared/protocol.ts";
 import { RangeSet } from "../shared/range_set.ts";
@@ -60,7 +81,20 @@ export interface SenderOptions {
   rtt?: Partial<RttConfig>;
   /** Rate controller tuning. */
   rate?: Partial<RateConfig>;
+  /** Pre-shared key: authenticate the session (needs `clientNonce`). */
+  psk?: Uint8Array;
+  /** A fresh random 32-byte nonce for the keyed handshake (the driver makes it). */
+  clientNonce?: Uint8Array;
+  /** Ask the receiver to resume an earlier attempt. */
+  resume?: boolean;
 }
+
+/** Says why the sender stops when the receiver cannot prove it holds the key. */
+export const SERVER_PROOF_FAILED =
+  "the server does not hold our key: its proof did not verify (check --psk, --psk-file or IMGXFER_PSK on both ends)";
+/** Says why the sender stops when a server accepts without a key. */
+export const SERVER_HAS_NO_KEY =
+  "the server accepted without a key, so it cannot be authenticated: not sending (give the server the key, or send without one)";
 
 /** Something to send. */
 export type SenderTransmit =
@@ -70,6 +104,15 @@ export type SenderTransmit =
 /** Something that happened. */
 export type SenderEvent =
   | { type: "accepted"; window: number }
+  | {
+    /**
+     * The receiver holds these chunks already; the driver hashes the same
+     * ranges of its file and calls {@linkcode ReliableSender.resolveResume}.
+     */
+    type: "resume-offer";
+    ranges: Array<[number, number]>;
+    digest: Uint8Array;
+  }
   | {
     type: "done";
     ok: boolean;
@@ -112,14 +155,22 @@ export interface SenderStats {
   windowLimited: number;
   /** Times sending stopped for the receiver's window (diagnostics). */
   flowLimited: number;
+  /** Datagrams of a keyed session dropped because their authenticator did not verify. */
+  forged: number;
+  /** Bytes the receiver already held from an earlier attempt, not sent again. */
+  resumedBytes: number;
+  /** Chunks the receiver already held from an earlier attempt. */
+  resumedChunks: number;
 }
 
+/** While the driver hashes the file for a resume offer, a RESUME "still checking" goes out this often, ms. */
+const RESUME_KEEPALIVE_MS = 2000;
 const ACKED = 1;
 const INFLIGHT = 2;
 const PACKET_THRESHOLD = 3;
 
 /** The sender's phases. */
-export type SenderPhase = "handshake" | "transfer" | "closing" | "done" | "failed";
+export type SenderPhase = "handshake" | "resuming" | "transfer" | "closing" | "done" | "failed";
 
 /** Sans-I/O reliable UDP sender. */
 export class ReliableSender {
@@ -131,6 +182,8 @@ export class ReliableSender {
   readonly chunkSize: number;
   /** Number of chunks (0 for an empty file). */
   readonly chunks: number;
+  /** Bytes of a DATA datagram besides its payload: the header, and the tag under a key. */
+  readonly dataOverhead: number;
   /** Counters for the summary. */
   readonly stats: SenderStats = {
     datagramsSent: 0,
@@ -146,9 +199,11 @@ export class ReliableSender {
     paceLimited: 0,
     windowLimited: 0,
     flowLimited: 0,
+    forged: 0,
+    resumedBytes: 0,
+    resumedChunks: 0,
   };
 
-  #name: string;
   #phase: SenderPhase = "handshake";
   #events: SenderEvent[] = [];
   #rtt: RttEstimator;
@@ -165,6 +220,23 @@ export class ReliableSender {
   #finDeadline = 0;
   #lastHeard: number;
   #digest: Uint8Array | undefined;
+  /** The HELLO, encoded once: a keyed handshake's proofs and keys cover its exact bytes. */
+  #hello: Uint8Array;
+  #psk: Uint8Array | undefined;
+  #clientNonce: Uint8Array | undefined;
+  /** The AUTH to repeat (instead of HELLO) once a valid CHALLENGE came. */
+  #authBytes: Uint8Array | undefined;
+  /** Tags what we send / checks what we receive, once the keyed handshake has keys. */
+  #sendAuth: Authenticator | undefined;
+  #receiveAuth: Authenticator | undefined;
+  #resumeRequested: boolean;
+  #offer: Array<[number, number]> = [];
+  /** The answer to a resume offer once decided (true: keep the held chunks). */
+  #keepHeld: boolean | undefined;
+  #resumeDue = 0;
+  #resumeTries = 0;
+  /** Chunks the receiver holds from an earlier attempt: never sent. */
+  #held = new RangeSet();
 
   // Chunk state for seq in [#cum, #nextNew), in rings of #cap slots.
   #cap: number;
@@ -202,10 +274,25 @@ export class ReliableSender {
     this.size = options.size;
     this.chunkSize = options.chunkSize;
     this.chunks = Math.ceil(options.size / options.chunkSize);
-    this.#name = options.name;
+    if (options.psk && options.clientNonce?.length !== 32) {
+      throw new RangeError("a keyed sender needs a clientNonce");
+    }
+    this.#psk = options.psk;
+    this.#clientNonce = options.psk ? options.clientNonce : undefined;
+    this.#resumeRequested = options.resume ?? false;
+    this.#hello = encodeReliable({
+      type: MsgType.HELLO,
+      session: this.session,
+      chunkSize: options.chunkSize,
+      size: options.size,
+      name: options.name,
+      ...(this.#resumeRequested ? { resume: true } : {}),
+      ...(this.#clientNonce ? { nonce: this.#clientNonce } : {}),
+    });
+    this.dataOverhead = DATA_HEADER_SIZE + (options.psk ? TAG_SIZE : 0);
     this.#rtt = new RttEstimator(options.rtt);
     this.#rate = new RateController(now, {
-      datagramBytes: DATA_HEADER_SIZE + options.chunkSize,
+      datagramBytes: this.dataOverhead + options.chunkSize,
       ...options.rate,
     });
     this.#handshakeTimeout = options.handshakeTimeoutMs ?? 10_000;
@@ -290,6 +377,16 @@ export class ReliableSender {
     this.#events.push(status === undefined ? { type: "failed", reason } : { type: "failed", reason, status });
   }
 
+  /**
+   * Writes DATA `seq`'s header (and, under a key, its tag) into `datagram`,
+   * which holds the payload at {@linkcode DATA_HEADER_SIZE} and, under a
+   * key, {@linkcode TAG_SIZE} bytes of room at the end
+   * ({@linkcode dataOverhead} bytes in all besides the payload).
+   */
+  sealData(datagram: Uint8Array, seq: number): void {
+    writeDataHeader(datagram, this.session, seq, this.#sendAuth);
+  }
+
   /** Processes one datagram from the receiver. */
   handle(now: number, datagram: Uint8Array): void {
     let msg: ReliableMsg;
@@ -306,21 +403,17 @@ export class ReliableSender {
       this.stats.ignored++;
       return;
     }
+    if (!this.#authentic(msg, datagram)) return;
     this.#lastHeard = now;
     switch (msg.type) {
+      case MsgType.CHALLENGE:
+        this.#onChallenge(now, msg);
+        return;
       case MsgType.ACCEPT:
-        if (this.#phase !== "handshake") return;
-        if (msg.status !== ReliableStatus.OK) {
-          this.#fail(`the receiver refused: ${msg.message || `status ${msg.status}`}`, msg.status);
-          return;
-        }
-        if (this.#helloTries === 1) this.#rtt.sample(now - this.#helloFirstSent);
-        this.#rwnd = Math.max(1, msg.window);
-        this.#phase = "transfer";
-        this.#events.push({ type: "accepted", window: msg.window });
-        this.#maybeClose(now);
+        this.#onAccept(now, msg);
         return;
       case MsgType.ACK:
+        if (this.#phase === "resuming" && this.#keepHeld !== undefined) this.#startTransfer(now);
         if (this.#phase === "transfer") {
           this.#onAck(now, msg.cumulative, msg.window, msg.latest, (msg.delayMicros ?? 0) / 1000, msg.ranges);
         } else this.stats.acksReceived++;
@@ -349,6 +442,148 @@ export class ReliableSender {
       default:
         this.stats.ignored++;
     }
+  }
+
+  /**
+   * Whether a message may be believed. Without a key, all may. Under a key,
+   * before the handshake's keys exist only a CHALLENGE, a refusal or an
+   * ABORT can come (none can be authenticated yet: the worst a forger gains
+   * is ending the attempt); after it, only datagrams whose tag verifies
+   * (refusals excepted: a server that rejects our proof cannot tag its
+   * answer). The rest are counted as forged and dropped.
+   */
+  #authentic(msg: ReliableMsg, datagram: Uint8Array): boolean {
+    if (!this.#psk) return true;
+    const refusal = (msg.type === MsgType.ACCEPT && msg.status !== ReliableStatus.OK) ||
+      msg.type === MsgType.ABORT;
+    if (refusal && this.#phase === "handshake") return true;
+    if (!this.#receiveAuth) {
+      if (msg.type === MsgType.CHALLENGE || msg.type === MsgType.ACCEPT) return true;
+      this.stats.ignored++;
+      return false;
+    }
+    if (msg.type === MsgType.CHALLENGE) return true; // a repeat: ignored below
+    if (verifyReliableTag(datagram, this.#receiveAuth)) return true;
+    this.stats.forged++;
+    return false;
+  }
+
+  #onChallenge(now: number, msg: ChallengeMsg): void {
+    const psk = this.#psk;
+    const clientNonce = this.#clientNonce;
+    if (this.#phase !== "handshake" || this.#authBytes || !psk || !clientNonce) {
+      this.stats.ignored++;
+      return;
+    }
+    if (!verifyHandshakeProof(psk, "server", clientNonce, msg.nonce, this.#hello, msg.proof)) {
+      this.#fail(SERVER_PROOF_FAILED, ReliableStatus.REFUSED);
+      return;
+    }
+    const keys = reliableSessionKeys(psk, clientNonce, msg.nonce, this.#hello);
+    this.#sendAuth = new Authenticator(keys.clientToServer);
+    this.#receiveAuth = new Authenticator(keys.serverToClient);
+    this.#authBytes = encodeReliable({
+      type: MsgType.AUTH,
+      session: this.session,
+      proof: handshakeProof(psk, "client", clientNonce, msg.nonce, this.#hello),
+    });
+    if (this.#helloTries === 1) this.#rtt.sample(now - this.#helloFirstSent);
+    // AUTH goes out at once, then is repeated like HELLO until ACCEPT.
+    this.#helloTries = 0;
+    this.#helloDue = now;
+  }
+
+  #onAccept(now: number, msg: AcceptMsg): void {
+    if (this.#phase !== "handshake") return;
+    if (msg.status !== ReliableStatus.OK) {
+      this.#fail(`the receiver refused: ${msg.message || `status ${msg.status}`}`, msg.status);
+      return;
+    }
+    if (this.#psk && !this.#receiveAuth) {
+      this.#fail(SERVER_HAS_NO_KEY, ReliableStatus.REFUSED);
+      return;
+    }
+    if (this.#helloTries === 1) this.#rtt.sample(now - this.#helloFirstSent);
+    this.#rwnd = Math.max(1, msg.window);
+    this.#events.push({ type: "accepted", window: msg.window });
+    const offered = (msg.offer?.ranges ?? [])
+      .map(([start, end]): [number, number] => [start, Math.min(end, this.chunks)])
+      .filter(([start, end]) => start < end);
+    if (offered.length === 0) {
+      this.#startTransfer(now);
+      return;
+    }
+    // The receiver waits for our answer before it takes any DATA.
+    this.#phase = "resuming";
+    this.#resumeDue = now + RESUME_KEEPALIVE_MS;
+    this.#offer = offered;
+    if (this.#resumeRequested) {
+      this.#events.push({
+        type: "resume-offer",
+        ranges: offered,
+        digest: (msg.offer as { digest: Uint8Array }).digest,
+      });
+    } else {
+      this.resolveResume(now, false);
+    }
+  }
+
+  /**
+   * Answers a `resume-offer`: `keep` when the offered ranges of the file hash
+   * to the receiver's digest (those chunks then count as delivered and are
+   * never sent), else the receiver starts from empty.
+   */
+  resolveResume(now: number, keep: boolean): void {
+    if (this.#phase !== "resuming" || this.#keepHeld !== undefined) return;
+    this.#keepHeld = keep;
+    this.#resumeDue = now;
+    this.#resumeTries = 0;
+    this.#lastHeard = now; // the receiver's silence while we hashed was expected
+    if (!keep) return;
+    for (const [start, end] of this.#offer) {
+      for (const [a, b] of this.#held.addRange(start, end)) {
+        this.stats.resumedBytes += Math.min(this.size, b * this.chunkSize) - a * this.chunkSize;
+        this.stats.resumedChunks += b - a;
+      }
+    }
+  }
+
+  #startTransfer(now: number): void {
+    this.#phase = "transfer";
+    this.#skipHeld();
+    this.#maybeClose(now);
+  }
+
+  /**
+   * Moves past chunks the receiver already holds: they are marked
+   * acknowledged without being sent. A held run at the cumulative point is
+   * skipped at once; one beyond a hole only as far as the rings reach.
+   */
+  #skipHeld(): void {
+    if (this.#held.size === 0) return;
+    for (;;) {
+      if (this.#cum === this.#nextNew) {
+        const run = this.#held.rangeOf(this.#cum);
+        if (run) this.#cum = this.#nextNew = Math.min(run[1], this.chunks);
+      }
+      const limit = this.#cum + this.#cap - 1;
+      const from = this.#nextNew;
+      while (this.#nextNew < this.chunks && this.#nextNew < limit && this.#held.has(this.#nextNew)) {
+        const slot = this.#slot(this.#nextNew);
+        this.#state[slot] = ACKED;
+        this.#txCount[slot] = 0;
+        this.#txOrder[slot] = 0;
+        this.#nextNew++;
+      }
+      while (this.#cum < this.#nextNew && (this.#state[this.#slot(this.#cum)] & ACKED)) this.#cum++;
+      if (this.#nextNew === from) return;
+    }
+  }
+
+  /** Whether every chunk of `[start, end)` is held by the receiver from an earlier attempt. */
+  #heldThrough(start: number, end: number): boolean {
+    const run = this.#held.rangeOf(start);
+    return run !== undefined && run[1] >= end;
   }
 
   #slot(seq: number): number {
@@ -401,12 +636,14 @@ export class ReliableSender {
     ranges: Array<[number, number]>,
   ): void {
     this.stats.acksReceived++;
-    if (cumulative > this.#nextNew) {
+    if (cumulative > this.#nextNew && !this.#heldThrough(this.#nextNew, cumulative)) {
       this.stats.ignored++; // acknowledges chunks never sent: not from our receiver
       return;
     }
     const acc = { now, count: 0, bytes: 0, sampleOrder: -1, sampleSentAt: 0 };
-    for (let seq = this.#cum; seq < cumulative; seq++) this.#ackOne(seq, acc);
+    for (let seq = this.#cum; seq < Math.min(cumulative, this.#nextNew); seq++) this.#ackOne(seq, acc);
+    // Beyond what we sent, the receiver's cumulative point can only cover held chunks.
+    if (cumulative > this.#nextNew) this.#cum = this.#nextNew = cumulative;
     const base = Math.max(this.#cum, cumulative);
     if (latest !== NO_CHUNK && latest >= base && latest < this.#nextNew && this.#sacked.add(latest)) {
       this.#ackOne(latest, acc);
@@ -436,6 +673,7 @@ export class ReliableSender {
     const lost = this.#detectLosses(now);
     this.#rate.onFeedback(now, acc.count, acc.bytes, lost, this.#rtt.srtt);
     if (acc.count > 0) this.#rtoBase = now;
+    this.#skipHeld();
     this.#maybeClose(now);
   }
 
@@ -547,13 +785,23 @@ export class ReliableSender {
         else this.#rtt.backOff();
         this.#helloTries++;
         this.#helloDue = now + this.#controlRetry();
-        return this.#control({
-          type: MsgType.HELLO,
-          session: this.session,
-          chunkSize: this.chunkSize,
-          size: this.size,
-          name: this.#name,
-        });
+        return this.#controlBytes(this.#authBytes ?? this.#hello);
+      }
+      case "resuming": {
+        if (now < this.#resumeDue) return undefined;
+        if (this.#keepHeld === undefined) {
+          // Still hashing: tell the receiver now and then, so it does not give up on us.
+          this.#resumeDue = now + RESUME_KEEPALIVE_MS;
+          return this.#control({
+            type: MsgType.RESUME,
+            session: this.session,
+            decision: ResumeDecision.CHECKING,
+          });
+        }
+        this.#resumeDue = now + this.#controlRetry();
+        if (this.#resumeTries++ > 0) this.#rtt.backOff();
+        const decision = this.#keepHeld ? ResumeDecision.KEEP : ResumeDecision.RESTART;
+        return this.#control({ type: MsgType.RESUME, session: this.session, decision });
       }
       case "transfer":
         return this.#pollData(now);
@@ -586,19 +834,24 @@ export class ReliableSender {
   }
 
   #control(msg: ReliableMsg): SenderTransmit {
-    const bytes = encodeReliable(msg);
+    return this.#controlBytes(encodeReliable(msg, this.#sendAuth));
+  }
+
+  #controlBytes(bytes: Uint8Array): SenderTransmit {
     this.stats.datagramsSent++;
     this.stats.wireBytes += bytes.length;
     return { kind: "control", bytes };
   }
 
   #pollData(now: number): SenderTransmit | undefined {
+    this.#skipHeld();
     let seq = this.#peekRetx();
     const retransmit = seq >= 0;
     if (!retransmit) {
       const limit = this.#cum + Math.min(this.#rwnd, this.#maxWindow);
       if (this.#nextNew >= this.chunks) return undefined;
-      if (this.#nextNew >= limit) {
+      // A held chunk the rings could not skip yet waits, like the window, for the cumulative point.
+      if (this.#nextNew >= limit || this.#held.has(this.#nextNew)) {
         this.stats.flowLimited++;
         return undefined;
       }
@@ -609,7 +862,7 @@ export class ReliableSender {
       return undefined;
     }
     const length = this.chunkLength(seq);
-    const wire = DATA_HEADER_SIZE + length;
+    const wire = this.dataOverhead + length;
     if (!this.#rate.canSend(now, wire)) {
       this.stats.paceLimited++;
       return undefined;
@@ -642,12 +895,12 @@ export class ReliableSender {
   #pacedOnly(now: number): number | undefined {
     if (this.#phase !== "transfer") return undefined;
     const retx = this.#peekRetx();
-    const hasNew = this.#nextNew < this.chunks &&
+    const hasNew = this.#nextNew < this.chunks && !this.#held.has(this.#nextNew) &&
       this.#nextNew < this.#cum + Math.min(this.#rwnd, this.#maxWindow);
     if (retx < 0 && !hasNew) return undefined;
     if (this.#inflight >= this.#cwnd()) return undefined;
     const seq = retx >= 0 ? retx : this.#nextNew;
-    return this.#rate.nextSendTime(now, DATA_HEADER_SIZE + this.chunkLength(seq));
+    return this.#rate.nextSendTime(now, this.dataOverhead + this.chunkLength(seq));
   }
 
   /** When the driver should call {@linkcode handleTimeout} (or poll again), or `undefined`. */
@@ -656,6 +909,12 @@ export class ReliableSender {
     switch (this.#phase) {
       case "handshake":
         t = Math.min(this.#helloDue, this.#handshakeDeadline);
+        break;
+      case "resuming":
+        // While the driver hashes, the receiver is silent by design: no idle deadline then.
+        t = this.#keepHeld === undefined
+          ? this.#resumeDue
+          : Math.min(this.#lastHeard + this.#idleTimeout, this.#resumeDue);
         break;
       case "transfer": {
         if (this.#inflight > 0) t = this.#rtoBase + this.#rtt.rto;
@@ -683,7 +942,9 @@ export class ReliableSender {
           );
         }
         return;
+      case "resuming":
       case "transfer":
+        if (this.#keepHeld === undefined && this.#phase === "resuming") return;
         if (now >= this.#lastHeard + this.#idleTimeout) {
           this.#fail(`the receiver went silent for ${this.#idleTimeout / 1000} s`);
           return;
@@ -728,6 +989,6 @@ export class ReliableSender {
       session: this.session,
       status: ReliableStatus.SERVER_ERROR,
       message: reason,
-    });
+    }, this.#sendAuth);
   }
 }

@@ -9,6 +9,10 @@
  * file with missing packets is saved under an `incomplete` name and the reply
  * says what is missing.
  *
+ * With a pre-shared key, reliable sessions must authenticate (see
+ * `reliable_serve.ts`), and classic datagrams, which cannot, create nothing:
+ * each sender gets one short text reply saying a key is required.
+ *
  * @module
  */
 
@@ -46,10 +50,12 @@ export interface UdpServeOptions {
   idleTimeoutMs?: number;
   /** Largest file accepted per session, in bytes. */
   maxBytes?: number;
-  /** Most concurrent reliable sessions. Default 256. */
+  /** Most concurrent transfers, reliable and classic. Default 256. */
   maxSessions?: number;
   /** Reliable receive window per session, bytes. Default 16 MiB. */
   windowBytes?: number;
+  /** Pre-shared key: reliable senders must prove it; classic UDP is refused. */
+  psk?: Uint8Array;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
 }
@@ -59,6 +65,14 @@ export const CLASSIC_UDP_SENT_NAME = "input.jpeg";
 /** How long a finished session's reply is kept to answer a repeated end marker. */
 const LINGER_MS = 10_000;
 const DEFAULT_MAX_BYTES = 64 * 2 ** 30;
+/** The reply a classic sender gets from a server with a key (classic UDP cannot carry one). */
+export const CLASSIC_KEY_REQUIRED =
+  "REFUSED: this server requires a key (--psk, --psk-file or IMGXFER_PSK); classic UDP cannot carry one: send without --classic";
+/** The reply a classic sender gets when `maxSessions` transfers are running. */
+export const CLASSIC_BUSY = "BUSY: too many transfers at once, retry later";
+/** How many turned-away classic senders are remembered (so each is told once), and for how long (ms). */
+const TOLD_CAPACITY = 4096;
+const TOLD_MS = 60_000;
 
 interface Session {
   from: NetAddr;
@@ -76,6 +90,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
   const emit = options.onEvent ?? (() => {});
   const idleTimeoutMs = options.idleTimeoutMs ?? 3000;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxSessions = options.maxSessions ?? 256;
   let socket: DatagramConn;
   try {
     socket = await runtime.listenDatagram({ hostname: options.host, port: options.port });
@@ -111,10 +126,14 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     {
       outDir: options.outDir,
       maxBytes,
-      maxSessions: options.maxSessions ?? 256,
+      maxSessions,
+      otherActive: () => sessions.size,
       // Longer than a reliable sender waits for us (20 s), so the sender gives up first.
       idleTimeoutMs: Math.max(idleTimeoutMs, 30_000),
       windowBytes: options.windowBytes ?? 16 << 20,
+      psk: options.psk,
+      // A resuming sender may take over a partial whose session has been silent this long.
+      staleMs: idleTimeoutMs,
     },
     emit,
     () => {
@@ -192,8 +211,23 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     for (const [key, entry] of finished) if (entry.until < now) finished.delete(key);
   }, Math.max(10, Math.min(1000, idleTimeoutMs / 4)));
 
+  // Classic senders turned away (a key is required, or too many transfers), and when: the rest of
+  // their datagrams are ignored, and each is told once (insertion order: oldest first).
+  const told = new Map<string, number>();
+  const refuseClassic = async (from: NetAddr, text: string) => {
+    const key = formatAddr(from);
+    const now = performance.now();
+    if (now - (told.get(key) ?? -Infinity) < TOLD_MS) return;
+    told.delete(key);
+    if (told.size >= TOLD_CAPACITY) told.delete(told.keys().next().value as string);
+    told.set(key, now);
+    emit({ event: "failed", transport: "udp", from: key, error: text, bytes: 0 });
+    await sendReply(from, new TextEncoder().encode(text));
+  };
+
   /** One classic datagram. */
   const handleClassic = async (datagram: Uint8Array, from: NetAddr) => {
+    if (options.psk) return await refuseClassic(from, CLASSIC_KEY_REQUIRED);
     const key = formatAddr(from);
     let decoded;
     try {
@@ -214,6 +248,8 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     let session = sessions.get(key);
     if (!session) {
       if (draining) return; // shutting down: no new classic sessions
+      if (told.has(key)) return await refuseClassic(from, CLASSIC_BUSY);
+      if (sessions.size + reliable.activeCount >= maxSessions) return await refuseClassic(from, CLASSIC_BUSY);
       try {
         session = {
           from,
@@ -279,7 +315,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     }
     clearInterval(sweeper);
     clearTimeout(reliableTimer);
-    reliable.closeAll();
+    reliable.closeAll(performance.now());
     for (const session of [...sessions.values()]) {
       session.spool.discard();
       sessions.delete(session.key);
@@ -293,12 +329,17 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     async close(graceMs = 0) {
       // Give sessions in progress up to `graceMs` to finish (datagrams keep
       // flowing meanwhile; new senders are turned away), then stop:
-      // unfinished temporary files are removed.
+      // unfinished classic files are removed; unfinished reliable ones are
+      // kept for a resume, and their senders are told.
       draining = true;
       reliable.refuseNew = true;
       const deadline = performance.now() + graceMs;
       while (!stopping && performance.now() < deadline && (sessions.size > 0 || reliable.activeCount > 0)) {
         await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      if (!stopping) {
+        reliable.closeAll(performance.now());
+        await flushReliable();
       }
       stop();
       await done;
@@ -328,13 +369,30 @@ function saveSession(
     try {
       const hash = createHash("sha256");
       const copy = new Uint8Array(65536);
+      // Holes are written as runs of zeros, 1 MiB at a time: a sender can
+      // claim millions of one-byte packets missing, and one write per hole
+      // would keep the server busy for minutes.
+      const zeros = new Uint8Array(1 << 20);
+      let hole = 0;
+      const fillHole = () => {
+        for (; hole > 0; hole -= Math.min(hole, zeros.length)) {
+          const view = zeros.subarray(0, Math.min(hole, zeros.length));
+          out.append(view);
+          hash.update(view);
+        }
+      };
       for (const step of assembler.layout()) {
+        if (step.kind === "hole") {
+          hole += step.length;
+          continue;
+        }
+        fillHole();
         const view = copy.subarray(0, step.length);
-        if (step.kind === "copy") spool.readAt(view, step.spoolOffset);
-        else view.fill(0);
+        spool.readAt(view, step.spoolOffset);
         out.append(view);
         hash.update(view);
       }
+      fillHole();
       bytes = out.written;
       sha256 = toHex(new Uint8Array(hash.digest()));
       path = out.commit(name);

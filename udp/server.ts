@@ -19,6 +19,9 @@ import {
   parsePort,
   parseSeconds,
   parseSize,
+  PSK_FLAGS,
+  PSK_FLAGS_HELP,
+  pskFromFlags,
   runMain,
   str,
   versionLine,
@@ -39,6 +42,13 @@ truth: when packets are missing it replies "INCOMPLETE: …" and saves the data
 under a name containing "incomplete"; when the end marker is lost it ends
 the session after --idle-timeout seconds of silence.
 
+Reliable transfers (imgxfer's UDP default) are verified with SHA-256, and an
+unfinished one (sender gone, server stopped) leaves a hidden partial in --out
+that a sender run with --resume continues. With a pre-shared key (--psk,
+--psk-file or IMGXFER_PSK) every reliable sender must prove it holds the key
+before any file is created, every datagram is authenticated, and classic
+senders are refused (they cannot carry a key).
+
 Options:
   --host HOST           address to bind (default 0.0.0.0)
   --port PORT           port to bind, 0 for any free port (default 8082)
@@ -54,11 +64,13 @@ Options:
   --shutdown-grace SECS on SIGINT/SIGTERM, let transfers in progress finish for
                         this long, then stop (default 5; a second signal stops now)
   --json                one JSON object per line on stdout
+${PSK_FLAGS_HELP}
 ${COMMON_FLAGS_HELP}
 
 Examples:
   deno task udp:server
   bun udp/server.ts --host 127.0.0.1 --port 9001 --out in --once
+  IMGXFER_PSK=… deno task udp:server
 
 ${EXIT_CODES_HELP}`;
 
@@ -75,11 +87,13 @@ export async function main(argv: string[]): Promise<number> {
     "max-clients": { type: "string", default: "256" },
     "shutdown-grace": { type: "string", default: "5" },
     json: { type: "boolean", default: false },
+    ...PSK_FLAGS,
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("udp-server", runtime.name, runtime.version)), 0;
   const out = Output.fromFlags(flags);
   const grace = parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace");
+  const psk = pskFromFlags(flags);
   const options = {
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),
@@ -89,12 +103,14 @@ export async function main(argv: string[]): Promise<number> {
     idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
     maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
     maxSessions: parseCount(str(flags, "max-clients"), "max-clients"),
+    psk,
     onEvent: (event: ServerEvent) => printServerEvent(out, event),
   };
   return await runServer(
     async () => {
       const handle = await serveUdp(options);
-      warnUnauthenticated(out, handle.addr, options.outDir);
+      if (psk) out.log("[*] Pre-shared key set: reliable senders must prove it; classic UDP is refused");
+      else warnUnauthenticated(out, handle.addr, options.outDir);
       return handle;
     },
     out,
