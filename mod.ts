@@ -77,6 +77,13 @@ export {
   WRONG_KEY,
 } from "./shared/auth.ts";
 export {
+  DAY_MS,
+  DEFAULT_KEEP_PARTIALS_MS,
+  keepPartialsPruned,
+  PARTIAL_NAME,
+  prunePartials,
+} from "./shared/partials.ts";
+export {
   InlineSha256,
   OFFLOAD_THRESHOLD,
   OffloadedSha256,

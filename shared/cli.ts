@@ -115,6 +115,21 @@ export function parseSeconds(value: string, flag: string): number {
   return seconds * 1000;
 }
 
+/** Parses `--keep-partials DAYS` (a positive number, fractions allowed) into milliseconds. */
+export function parseDays(value: string, flag: string): number {
+  const days = Number(value);
+  if (value.trim() === "" || !Number.isFinite(days) || days <= 0) {
+    throw usageError(`--${flag} must be a positive number of days, got '${value}'`);
+  }
+  return days * 86_400_000;
+}
+
+/** `--help` line of `--keep-partials`. */
+export const KEEP_PARTIALS_HELP =
+  `  --keep-partials DAYS  delete resumable partials (.NAME.<id>.resume.part in
+                        --out) nobody resumed within DAYS, at start and
+                        hourly (default 7)`;
+
 /** Formats an address like Python's tuple repr in the original output: `('127.0.0.1', 42662)`. */
 export function pythonAddr(hostPort: string): string {
   const match = /^\[?([^\]]*)\]?:(\d+)$/.exec(hostPort);

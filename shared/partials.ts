@@ -13,8 +13,10 @@ import { join } from "node:path";
 
 /** Names of resumable partials and their sidecars, as {@linkcode ReceivingFile} makes them. */
 export const PARTIAL_NAME: RegExp = /^\..+\.[0-9a-f]{24}\.resume\.part(\.json)?$/;
+/** A day in milliseconds. */
+export const DAY_MS = 86_400_000;
 /** Default age after which partials are deleted: 7 days. */
-export const DEFAULT_KEEP_PARTIALS_MS: number = 7 * 24 * 3600_000;
+export const DEFAULT_KEEP_PARTIALS_MS: number = 7 * DAY_MS;
 /** How often a running server looks for old partials. */
 export const PRUNE_INTERVAL_MS: number = 3600_000;
 

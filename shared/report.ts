@@ -242,6 +242,11 @@ export function printServerEvent(out: Output, event: ServerEvent): void {
     case "shutdown":
       out.log("[*] Server shutdown.");
       break;
+    case "pruned":
+      out.log(
+        `[*] Deleted ${event.names.length} resumable partial file(s) nobody resumed within ${event.days} day(s)`,
+      );
+      break;
   }
 }
 

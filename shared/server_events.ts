@@ -57,7 +57,14 @@ export type ServerEvent =
     bytes: number;
     total?: number;
   }
-  | { event: "shutdown"; transport: "tcp" | "udp" };
+  | { event: "shutdown"; transport: "tcp" | "udp" }
+  | {
+    /** Resumable partials deleted because nobody resumed them within `days`. */
+    event: "pruned";
+    transport: "tcp" | "udp";
+    names: string[];
+    days: number;
+  };
 
 /** A running server. */
 export interface ServerHandle {

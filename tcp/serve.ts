@@ -65,6 +65,7 @@ import {
   trailerTagPrefix,
 } from "../shared/protocol.ts";
 import { type Conn, type Listener, runtime } from "../shared/runtime.ts";
+import { DAY_MS, DEFAULT_KEEP_PARTIALS_MS, keepPartialsPruned } from "../shared/partials.ts";
 import { formatAddr, type ServerEvent, type ServerHandle } from "../shared/server_events.ts";
 import { IdleWatchdog } from "../shared/watchdog.ts";
 import { hashPrefix, readFrame, type SessionKeys, tcpSessionKeys } from "./session.ts";
@@ -92,6 +93,8 @@ export interface TcpServeOptions {
    * created, their records are authenticated, and classic streams are refused.
    */
   psk?: Uint8Array;
+  /** Resumable partials older than this many milliseconds are deleted at start and hourly. Default 7 days. */
+  keepPartialsMs?: number;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
 }
@@ -156,6 +159,12 @@ export function serveTcp(options: TcpServeOptions): ServerHandle {
   }
   const addr = listener.addr;
   emit({ event: "listening", transport: "tcp", host: options.host, port: addr.port });
+  const keepMs = options.keepPartialsMs ?? DEFAULT_KEEP_PARTIALS_MS;
+  const stopPruning = keepPartialsPruned(
+    options.outDir,
+    keepMs,
+    (names) => emit({ event: "pruned", transport: "tcp", names, days: keepMs / DAY_MS }),
+  );
   const server: ServerState = {
     options,
     emit,
@@ -204,6 +213,7 @@ export function serveTcp(options: TcpServeOptions): ServerHandle {
       }
     }
     await Promise.allSettled([...active]);
+    stopPruning();
     emit({ event: "shutdown", transport: "tcp" });
   })();
 

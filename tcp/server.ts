@@ -12,9 +12,11 @@
 import {
   COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
+  KEEP_PARTIALS_HELP,
   Output,
   parseBuffer,
   parseCount,
+  parseDays,
   parseFlags,
   parsePort,
   parseSeconds,
@@ -64,6 +66,7 @@ Options:
                         this long, then stop (default 5; a second signal stops now)
   --json                one JSON object per line on stdout
 ${PSK_FLAGS_HELP}
+${KEEP_PARTIALS_HELP}
 ${COMMON_FLAGS_HELP}
 
 Examples:
@@ -86,6 +89,7 @@ export async function main(argv: string[]): Promise<number> {
     "max-size": { type: "string" },
     "max-clients": { type: "string", default: "256" },
     "shutdown-grace": { type: "string", default: "5" },
+    "keep-partials": { type: "string", default: "7" },
     json: { type: "boolean", default: false },
     ...PSK_FLAGS,
   });
@@ -103,6 +107,7 @@ export async function main(argv: string[]): Promise<number> {
     idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
     maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
     maxClients: parseCount(str(flags, "max-clients"), "max-clients"),
+    keepPartialsMs: parseDays(str(flags, "keep-partials"), "keep-partials"),
     psk,
     onEvent: (event: ServerEvent) => printServerEvent(out, event),
   };

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PARTIAL_NAME, prunePartials } from "../shared/partials.ts";
+import { runtimes, startServer } from "./helpers.ts";
 
 const root = fs.mkdtempSync(join(tmpdir(), "imgxfer-partials-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -67,3 +68,27 @@ describe("prunePartials", () => {
     assert.deepEqual(prunePartials(join(root, "nope"), 0), []);
   });
 });
+
+for (const rt of runtimes()) {
+  describe(`${rt.name} servers delete old partials at start`, () => {
+    for (const script of ["tcp/server.ts", "udp/server.ts"]) {
+      test(`${script} --keep-partials 2: a 3-day-old partial goes, a 1-day-old one stays`, async () => {
+        const dir = fs.mkdtempSync(join(root, "srv-"));
+        const old = `.received_old.bin.${ID}.resume.part`;
+        const recent = `.received_new.bin.${ID}.resume.part`;
+        fs.writeFileSync(join(dir, old), "old bytes");
+        fs.writeFileSync(join(dir, recent), "new bytes");
+        age(join(dir, old), 3);
+        age(join(dir, recent), 1);
+        const srv = await startServer(rt, script, ["--out", dir, "--keep-partials", "2"]);
+        try {
+          const pruned = await srv.waitFor((e) => e.event === "pruned", 10_000);
+          assert.deepEqual(pruned.names, [old]);
+          assert.deepEqual(fs.readdirSync(dir), [recent]);
+        } finally {
+          await srv.stop();
+        }
+      });
+    }
+  });
+}

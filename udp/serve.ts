@@ -29,6 +29,7 @@ import {
   toHex,
 } from "../shared/protocol.ts";
 import { type DatagramConn, type NetAddr, runtime } from "../shared/runtime.ts";
+import { DAY_MS, DEFAULT_KEEP_PARTIALS_MS, keepPartialsPruned } from "../shared/partials.ts";
 import { formatAddr, type ServerEvent, type ServerHandle } from "../shared/server_events.ts";
 import { isReliableDatagram } from "../shared/protocol_reliable.ts";
 import { ClassicAssembler } from "./classic_assembler.ts";
@@ -56,6 +57,8 @@ export interface UdpServeOptions {
   windowBytes?: number;
   /** Pre-shared key: reliable senders must prove it; classic UDP is refused. */
   psk?: Uint8Array;
+  /** Resumable partials older than this many milliseconds are deleted at start and hourly. Default 7 days. */
+  keepPartialsMs?: number;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
 }
@@ -102,6 +105,12 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
   }
   const addr = socket.addr;
   emit({ event: "listening", transport: "udp", host: options.host, port: addr.port });
+  const keepMs = options.keepPartialsMs ?? DEFAULT_KEEP_PARTIALS_MS;
+  const stopPruning = keepPartialsPruned(
+    options.outDir,
+    keepMs,
+    (names) => emit({ event: "pruned", transport: "udp", names, days: keepMs / DAY_MS }),
+  );
   const sessions = new Map<string, Session>();
   const finished = new Map<string, { reply: Uint8Array; until: number }>();
   let stopping = false;
@@ -320,6 +329,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
       session.spool.discard();
       sessions.delete(session.key);
     }
+    stopPruning();
     emit({ event: "shutdown", transport: "udp" });
   })();
 
