@@ -31,6 +31,26 @@ export class BufferedReader {
     this.#buffer = new Uint8Array(capacity);
   }
 
+  /** The buffer's size: the most a {@linkcode peek} can ask for. */
+  get capacity(): number {
+    return this.#buffer.length;
+  }
+
+  /**
+   * Grows the buffer to at least `capacity` bytes, keeping what is buffered.
+   * Lets a server start every connection small (a port scan or a tiny file
+   * never costs a big buffer) and grow once a transfer turns out to be large.
+   * Invalidates views handed out before.
+   */
+  grow(capacity: number): void {
+    if (capacity <= this.#buffer.length) return;
+    const bigger = new Uint8Array(capacity);
+    bigger.set(this.#buffer.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#buffer = bigger;
+  }
+
   /** Bytes buffered and not yet taken. */
   get buffered(): number {
     return this.#end - this.#start;

@@ -287,11 +287,12 @@ async function handleConnection(conn: Conn, server: ServerState): Promise<boolea
       conn.close();
     } catch { /* already closed */ }
   });
-  // Reads of at least 1 MiB: one system call (and one file write) per
-  // megabyte rather than per --buffer, which is what the original's 4 KiB
-  // receive size cost it. Big enough for any framed header and for a whole
-  // authenticated record, which is written only once its tag is checked.
-  const reader = new BufferedReader(conn, Math.max(options.buffer, MAX_RECORD_PAYLOAD + RECORD_OVERHEAD));
+  // Every connection starts with a 64 KiB buffer (enough for any framed
+  // header and handshake message), so thousands of probes or small files
+  // cost little; a large transfer grows it (bigReads) to reads of at least
+  // 1 MiB: one system call (and one file write) per megabyte rather than per
+  // --buffer, which is what the original's 4 KiB receive size cost it.
+  const reader = new BufferedReader(conn, SMALL_READ_BUFFER);
   const c: Connection = { server, conn, reader, from, watchdog, framed: false };
   try {
     const prefix = await reader.peek(FRAMED_MAGIC.length);
@@ -592,6 +593,7 @@ function progressReporter(c: Connection, total?: number): (bytes: number) => voi
 /** Receives raw bytes up to `size`, then the 32-byte SHA-256 trailer, which it returns. */
 async function receiveRaw(c: Connection, file: ReceivingFile, hash: Hash, size: number): Promise<Uint8Array> {
   const progress = progressReporter(c, size);
+  const start = file.written;
   while (file.written < size) {
     progress(file.written);
     const chunk = await c.reader.chunk(size - file.written);
@@ -604,6 +606,7 @@ async function receiveRaw(c: Connection, file: ReceivingFile, hash: Hash, size: 
     c.watchdog.touch();
     file.append(chunk);
     hash.update(chunk);
+    if (file.written - start >= SMALL_READ_BUFFER) bigReads(c);
   }
   const trailer = await c.reader.peek(DIGEST_SIZE);
   if (trailer.length < DIGEST_SIZE) {
@@ -633,6 +636,7 @@ async function receiveRecords(
     progress(file.written);
     const start = file.written;
     const length = await readClientMessage(c, (b) => parseRecordHeader(b, size - start), `record ${index}`);
+    if (length + SESSION_TAG_SIZE > c.reader.capacity) bigReads(c);
     const body = await c.reader.peek(length + SESSION_TAG_SIZE);
     if (body.length < length + SESSION_TAG_SIZE) {
       throw new TransferFailure(
@@ -679,6 +683,18 @@ async function receiveRecords(
   return expected;
 }
 
+/** The read buffer every connection starts with. */
+const SMALL_READ_BUFFER = 64 * 1024;
+
+/**
+ * Grows the connection's read buffer for a large transfer: 1 MiB reads (or
+ * `--buffer`, if larger), and room for a whole authenticated record, which is
+ * written only once its tag is checked.
+ */
+function bigReads(c: Connection): void {
+  c.reader.grow(Math.max(c.server.options.buffer, MAX_RECORD_PAYLOAD + RECORD_OVERHEAD));
+}
+
 async function receiveClassic(c: Connection): Promise<void> {
   const { options, emit } = c.server;
   if (options.psk) {
@@ -702,6 +718,7 @@ async function receiveClassic(c: Connection): Promise<void> {
       );
     }
     file.append(chunk);
+    if (file.written >= SMALL_READ_BUFFER) bigReads(c); // a large stream: 1 MiB reads from now on
   }
   const bytes = file.written;
   const seconds = watch.elapsed();
