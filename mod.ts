@@ -84,9 +84,11 @@ export {
   prunePartials,
 } from "./shared/partials.ts";
 export {
+  defaultHashWorkers,
   InlineSha256,
   OFFLOAD_THRESHOLD,
   OffloadedSha256,
+  Sha256Offloader,
   type StreamHash,
   streamSha256,
 } from "./shared/sha256_offload.ts";

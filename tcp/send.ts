@@ -16,6 +16,7 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
+import { availableParallelism } from "node:os";
 import {
   concatBytes,
   constantTimeEqual,
@@ -51,6 +52,7 @@ import {
   writeRecordHeader,
 } from "../shared/protocol.ts";
 import { type Conn, runtime } from "../shared/runtime.ts";
+import { defaultHashWorkers, Sha256Offloader, type StreamHash } from "../shared/sha256_offload.ts";
 import { hashPrefix, readFrame, type SessionKeys, tcpSessionKeys } from "./session.ts";
 
 /** Options for {@linkcode sendFileTcp}. */
@@ -73,6 +75,12 @@ export interface TcpSendOptions {
   replyTimeoutMs?: number;
   /** Progress callback for the human or JSON output. */
   onEvent?: (event: TcpClientEvent) => void;
+  /**
+   * Worker threads for the SHA-256 of large framed transfers (hashing then
+   * overlaps the socket and file I/O). Default: {@linkcode defaultHashWorkers}
+   * of the machine's cores (none below 4 cores, where it does not pay).
+   */
+  hashWorkers?: number;
 }
 
 /** What a TCP client reports while it works. */
@@ -387,9 +395,25 @@ function protocolFailure(t: Transfer, message: string): CliError {
  * Sends the file from byte `t.sent`: raw writes of `--buffer` bytes (version
  * 1, classic, and keyless sessions), or, under a key, authenticated
  * records. Then the SHA-256 trailer (none for classic). Returns the digest.
+ * With `hashWorkers`, a large file's SHA-256 runs on a worker thread,
+ * overlapping the reads and writes (not after a resumed prefix, whose hash
+ * state stays here).
  */
 async function sendBody(t: Transfer): Promise<Uint8Array | undefined> {
-  if (t.keys) return await sendRecords(t, t.keys, t.hash!);
+  if (!t.hash) return await sendRaw(t, undefined);
+  const workers = t.options.hashWorkers ?? defaultHashWorkers(availableParallelism());
+  const hash = await new Sha256Offloader(workers).start(
+    t.input.size - t.sent,
+    t.sent > 0 ? t.hash : undefined,
+  );
+  try {
+    return t.keys ? await sendRecords(t, t.keys, hash) : await sendRaw(t, hash);
+  } finally {
+    hash.close();
+  }
+}
+
+async function sendRaw(t: Transfer, hash: StreamHash | undefined): Promise<Uint8Array | undefined> {
   const { buffer } = t.options;
   const size = t.input.size;
   const chunk = new Uint8Array(buffer);
@@ -397,13 +421,13 @@ async function sendBody(t: Transfer): Promise<Uint8Array | undefined> {
     const n = t.input.readAt(chunk.subarray(0, Math.min(buffer, size - t.sent)), t.sent);
     if (n === 0) throw shrank(t);
     const view = chunk.subarray(0, n);
-    t.hash?.update(view);
+    hash?.update(view);
     await writeAll(t.conn, view);
     t.sent += n;
     t.chunks++;
     if ((t.chunks & 63) === 0) progress(t);
   }
-  const digest = t.hash ? new Uint8Array(t.hash.digest()) : undefined;
+  const digest = hash ? await hash.digest() : undefined;
   if (digest) await writeAll(t.conn, digest);
   return digest;
 }
@@ -413,7 +437,7 @@ async function sendBody(t: Transfer): Promise<Uint8Array | undefined> {
  * of up to 1 MiB, each tagged over its index, length and payload, then the
  * SHA-256 and its tag.
  */
-async function sendRecords(t: Transfer, keys: SessionKeys, hash: Hash): Promise<Uint8Array> {
+async function sendRecords(t: Transfer, keys: SessionKeys, hash: StreamHash): Promise<Uint8Array> {
   const size = t.input.size;
   const record = new Uint8Array(RECORD_HEADER_SIZE + MAX_RECORD_PAYLOAD + SESSION_TAG_SIZE);
   let index = 0;
@@ -430,7 +454,7 @@ async function sendRecords(t: Transfer, keys: SessionKeys, hash: Hash): Promise<
     index++;
     progress(t);
   }
-  const digest = new Uint8Array(hash.digest());
+  const digest = await hash.digest();
   await writeAll(t.conn, concatBytes(digest, keys.toServer.tag(trailerTagPrefix(index, size), digest)));
   return digest;
 }

@@ -14,6 +14,7 @@
  */
 
 import { createHash, createHmac, type Hash } from "node:crypto";
+import { availableParallelism } from "node:os";
 import {
   concatBytes,
   handshakeProof,
@@ -66,6 +67,7 @@ import {
 } from "../shared/protocol.ts";
 import { type Conn, type Listener, runtime } from "../shared/runtime.ts";
 import { DAY_MS, DEFAULT_KEEP_PARTIALS_MS, keepPartialsPruned } from "../shared/partials.ts";
+import { defaultHashWorkers, Sha256Offloader, type StreamHash } from "../shared/sha256_offload.ts";
 import { formatAddr, type ServerEvent, type ServerHandle } from "../shared/server_events.ts";
 import { IdleWatchdog } from "../shared/watchdog.ts";
 import { hashPrefix, readFrame, type SessionKeys, tcpSessionKeys } from "./session.ts";
@@ -97,6 +99,12 @@ export interface TcpServeOptions {
   keepPartialsMs?: number;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
+  /**
+   * Worker threads for the SHA-256 of large framed transfers (hashing then
+   * overlaps the socket and file I/O). Default: {@linkcode defaultHashWorkers}
+   * of the machine's cores (none below 4 cores, where it does not pay).
+   */
+  hashWorkers?: number;
 }
 
 /** The name classic TCP files are saved under, like the original server. */
@@ -122,6 +130,8 @@ interface ServerState {
   partialsInUse: Set<string>;
   /** Set once the server stops: a transfer cut off then says so. */
   stopping: boolean;
+  /** Hashes large transfers on worker threads, at most one per spare core. */
+  offloader: Sha256Offloader;
 }
 
 /** One connection. */
@@ -172,6 +182,7 @@ export function serveTcp(options: TcpServeOptions): ServerHandle {
     replays: new ReplayGuard(),
     partialsInUse: new Set(),
     stopping: false,
+    offloader: new Sha256Offloader(options.hashWorkers ?? defaultHashWorkers(availableParallelism())),
   };
   const active = new Set<Promise<boolean>>();
   const conns = new Set<Conn>();
@@ -547,10 +558,20 @@ async function receiveFramed(c: Connection): Promise<void> {
   if (session) hash = await startSession(c, request, file, keys);
   else file.resumeAt(0);
   const resumedBytes = file.written;
-  const expected = keys
-    ? await receiveRecords(c, file, hash, request.size, keys)
-    : await receiveRaw(c, file, hash, request.size);
-  const digest = new Uint8Array(hash.digest());
+  const stream = await c.server.offloader.start(
+    request.size - resumedBytes,
+    resumedBytes > 0 ? hash : undefined,
+  );
+  let expected: Uint8Array;
+  let digest: Uint8Array;
+  try {
+    expected = keys
+      ? await receiveRecords(c, file, stream, request.size, keys)
+      : await receiveRaw(c, file, stream, request.size);
+    digest = await stream.digest();
+  } finally {
+    stream.close();
+  }
   if (toHex(expected) !== toHex(digest)) {
     throw new TransferFailure(
       FramedStatus.DIGEST_MISMATCH,
@@ -591,7 +612,12 @@ function progressReporter(c: Connection, total?: number): (bytes: number) => voi
 }
 
 /** Receives raw bytes up to `size`, then the 32-byte SHA-256 trailer, which it returns. */
-async function receiveRaw(c: Connection, file: ReceivingFile, hash: Hash, size: number): Promise<Uint8Array> {
+async function receiveRaw(
+  c: Connection,
+  file: ReceivingFile,
+  hash: StreamHash,
+  size: number,
+): Promise<Uint8Array> {
   const progress = progressReporter(c, size);
   const start = file.written;
   while (file.written < size) {
@@ -626,7 +652,7 @@ async function receiveRaw(c: Connection, file: ReceivingFile, hash: Hash, size: 
 async function receiveRecords(
   c: Connection,
   file: ReceivingFile,
-  hash: Hash,
+  hash: StreamHash,
   size: number,
   keys: SessionKeys,
 ): Promise<Uint8Array> {
