@@ -23,10 +23,10 @@ import {
   run,
   type RuntimeInfo,
   SAMPLE,
+  ScratchDirs,
   sha256File,
   skipBecause,
   startServer,
-  tempDir,
 } from "./helpers.ts";
 
 const DIST = join(ROOT, "dist");
@@ -69,16 +69,9 @@ if (!SKIP) {
 /** `startServer` only uses the runtime to build a command line; with `cmd` given, it is unused. */
 const ANY_RT: RuntimeInfo = { name: "bun", bin: "unused" };
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  const dir = tempDir("imgxfer-bin-");
-  dirs.push(dir);
-  return dir;
-}
+const scratch = new ScratchDirs("imgxfer-bin-");
+after(() => scratch.cleanup());
+const freshDir = (): string => scratch.fresh();
 
 /** The arguments every server here gets: loopback, any port, one transfer, JSON events. */
 function serverArgs(out: string): string[] {

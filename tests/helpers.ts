@@ -561,3 +561,39 @@ export async function stopLiveServers(): Promise<void> {
     liveServers.delete(srv);
   }
 }
+
+/**
+ * The temporary folders of one test file: `fresh()` makes one, `cleanup()`
+ * (register it with `after`) removes them all.
+ */
+export class ScratchDirs {
+  #prefix: string;
+  #dirs: string[] = [];
+
+  /** Folders will be named `<tmp>/<prefix>XXXXXX`. */
+  constructor(prefix: string) {
+    this.#prefix = prefix;
+  }
+
+  /** A new empty folder. */
+  fresh(prefix: string = this.#prefix): string {
+    const dir = tempDir(prefix);
+    this.#dirs.push(dir);
+    return dir;
+  }
+
+  /** Removes every folder made so far. */
+  cleanup(): void {
+    for (const dir of this.#dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The runtime to run clients on against a server on `rt`: the other one when both are installed. */
+export function otherThan(rt: RuntimeInfo): RuntimeInfo {
+  return runtimes().find((r) => r.name !== rt.name) ?? rt;
+}

@@ -24,10 +24,11 @@ import {
   type RuntimeInfo,
   runtimes,
   SAMPLE,
+  ScratchDirs,
   type ServerProcess,
   sha256File,
+  sleep,
   startServer,
-  tempDir,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
@@ -35,20 +36,9 @@ const SAMPLE_BYTES = 61306;
 const LIMIT = 10 * 1024; // --max-size 10K
 const SMALL = 5 * 1024;
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  const dir = tempDir("imgxfer-limits-");
-  dirs.push(dir);
-  return dir;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const scratch = new ScratchDirs("imgxfer-limits-");
+after(() => scratch.cleanup());
+const freshDir = (): string => scratch.fresh();
 
 /** Polls `check` every 20 ms until it returns true; fails after `timeoutMs`. */
 async function until(check: () => boolean, what: string, timeoutMs = 10000): Promise<void> {

@@ -56,15 +56,17 @@ import {
   lastJson,
   listDir,
   makeFile,
+  otherThan,
   run,
   runEntry,
   type RuntimeInfo,
   runtimes,
   SAMPLE,
+  ScratchDirs,
   type ServerProcess,
   sha256File,
+  sleep,
   startServer,
-  tempDir,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
@@ -72,25 +74,9 @@ const KEY = "correct horse battery staple";
 const OTHER_KEY = "incorrect donkey battery";
 import { KEY_REQUIRED } from "../shared/auth.ts";
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  const dir = tempDir("imgxfer-auth-");
-  dirs.push(dir);
-  return dir;
-}
-
-/** The runtime to run clients on against a server on `rt`: the other one when both are installed. */
-function otherThan(rt: RuntimeInfo): RuntimeInfo {
-  return RTS.find((r) => r.name !== rt.name) ?? rt;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const scratch = new ScratchDirs("imgxfer-auth-");
+after(() => scratch.cleanup());
+const freshDir = (): string => scratch.fresh();
 
 const nonce = (fill: number) => new Uint8Array(32).fill(fill);
 const digestOf = (fill: number) => new Uint8Array(32).fill(fill);

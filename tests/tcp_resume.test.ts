@@ -25,12 +25,14 @@ import {
   lastJson,
   listDir,
   makeFile,
+  otherThan,
   ROOT,
   runEntry,
   type RuntimeInfo,
   runtimes,
   type ServerProcess,
   sha256File,
+  sleep,
   startServer,
   tempDir,
 } from "./helpers.ts";
@@ -53,15 +55,6 @@ function freshDir(): string {
   const dir = tempDir("imgxfer-resume-");
   dirs.push(dir);
   return dir;
-}
-
-/** The runtime to run clients on against a server on `rt`: the other one when both are installed. */
-function otherThan(rt: RuntimeInfo): RuntimeInfo {
-  return RTS.find((r) => r.name !== rt.name) ?? rt;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Polls `check` every 20 ms until it returns true; fails after `timeoutMs`. */

@@ -35,23 +35,16 @@ import {
   type RuntimeInfo,
   runtimes,
   SAMPLE,
+  ScratchDirs,
   sha256File,
   startServer,
-  tempDir,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
 const KEY = "correct horse battery staple";
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  const dir = tempDir("imgxfer-udp-auth-");
-  dirs.push(dir);
-  return dir;
-}
+const scratch = new ScratchDirs("imgxfer-udp-auth-");
+after(() => scratch.cleanup());
+const freshDir = (): string => scratch.fresh();
 
 /** Runs the UDP client against `port` with `args`; returns exit code and JSON summary. */
 async function client(

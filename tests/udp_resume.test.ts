@@ -25,29 +25,19 @@ import {
   run,
   type RuntimeInfo,
   runtimes,
+  ScratchDirs,
   type ServerProcess,
   sha256File,
+  sleep,
   startServer,
-  tempDir,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
 const KEY = "resume test key, shared by both ends";
 const SIZE = 64 << 20;
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  const dir = tempDir("imgxfer-udp-resume-");
-  dirs.push(dir);
-  return dir;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const scratch = new ScratchDirs("imgxfer-udp-resume-");
+after(() => scratch.cleanup());
+const freshDir = (): string => scratch.fresh();
 
 /** Polls `check` every 50 ms until it returns true; fails after `timeoutMs`. */
 async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {

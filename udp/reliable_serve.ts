@@ -94,6 +94,8 @@ interface Session {
   resumedBytes: number;
   checkpointAt: number;
   checkpointChunks: number;
+  /** Whether an asynchronous checkpoint's flush is in progress. */
+  syncing: boolean;
 }
 
 /**
@@ -135,6 +137,16 @@ class WriteRun {
     this.#file.writeAt(this.#buffer.subarray(0, this.#length), this.#start);
     this.#length = 0;
   }
+}
+
+/** The sidecar of a resumable partial: the chunk ranges held. */
+function sidecarText(receiver: ReliableReceiver): string {
+  return JSON.stringify({
+    version: SIDECAR_VERSION,
+    size: receiver.size,
+    chunkSize: receiver.chunkSize,
+    ranges: receiver.heldRanges(),
+  });
 }
 
 /** Where a datagram should go. */
@@ -355,6 +367,7 @@ export class ReliableSessions {
       resumedBytes: 0,
       checkpointAt: now,
       checkpointChunks: 0,
+      syncing: false,
     };
     this.#sessions.set(hello.session, session);
     if (session.resumeId) this.#active.set(session.resumeId, session);
@@ -492,19 +505,29 @@ export class ReliableSessions {
     if (!session.resumeId || !session.decided) return;
     if (session.receiver.stats.chunks === session.checkpointChunks) return;
     if (now - session.checkpointAt < (this.#options.checkpointMs ?? 1000)) return;
-    this.#checkpoint(now, session);
+    if (session.syncing) return;
+    // The chunks held now are on the disk once the asynchronous flush ends;
+    // only then may the sidecar claim them (a session that ended meanwhile
+    // wrote its own, later sidecar, or none).
+    const { receiver, file, run } = session;
+    run.flush();
+    const sidecar = sidecarText(receiver);
+    session.checkpointAt = now;
+    session.checkpointChunks = receiver.stats.chunks;
+    session.syncing = true;
+    file.syncAsync()
+      .then(() => {
+        if (!session.finished) file.writeSidecar(sidecar);
+      })
+      .catch(() => {/* the next checkpoint (or the final one) tries again */})
+      .finally(() => session.syncing = false);
   }
 
   #checkpoint(now: number, session: Session): void {
     const { receiver, file, run } = session;
     run.flush();
     file.sync();
-    file.writeSidecar(JSON.stringify({
-      version: SIDECAR_VERSION,
-      size: receiver.size,
-      chunkSize: receiver.chunkSize,
-      ranges: receiver.heldRanges(),
-    }));
+    file.writeSidecar(sidecarText(receiver));
     session.checkpointAt = now;
     session.checkpointChunks = receiver.stats.chunks;
   }
