@@ -116,9 +116,6 @@ export {
   SERVER_PROOF_FAILED,
 } from "./udp/reliable_sender.ts";
 export {
-  type GateOptions,
-  type GateVerdict,
-  HandshakeGate,
   type ReceiverEvent,
   type ReceiverKeys,
   type ReceiverOptions,
@@ -126,6 +123,7 @@ export {
   type ReceiverStats,
   ReliableReceiver,
 } from "./udp/reliable_receiver.ts";
+export { type GateOptions, type GateVerdict, HandshakeGate } from "./udp/handshake_gate.ts";
 export { DEFAULT_RATE_CONFIG, type RateConfig, RateController } from "./udp/rate_control.ts";
 export { DEFAULT_RTT_CONFIG, type RttConfig, RttEstimator } from "./udp/rtt.ts";
 export {

@@ -30,15 +30,8 @@ import {
 } from "../shared/protocol_reliable.ts";
 import { encodeClassicData, encodeClassicEnd } from "../shared/protocol.ts";
 import { seededRandom } from "../shared/rng.ts";
-import {
-  HandshakeGate,
-  KEY_REQUIRED,
-  type ReceiverEvent,
-  type ReceiverOptions,
-  ReliableReceiver,
-  SERVER_KEYLESS,
-  WRONG_KEY,
-} from "../udp/reliable_receiver.ts";
+import { HandshakeGate, KEY_REQUIRED, SERVER_KEYLESS, WRONG_KEY } from "../udp/handshake_gate.ts";
+import { type ReceiverEvent, type ReceiverOptions, ReliableReceiver } from "../udp/reliable_receiver.ts";
 import {
   ReliableSender,
   type SenderEvent,

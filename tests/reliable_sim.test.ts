@@ -25,7 +25,7 @@ import {
   ReliableStatus,
 } from "../shared/protocol_reliable.ts";
 import type { ImpairmentConfig } from "../udp/impairment.ts";
-import { KEY_REQUIRED, SERVER_KEYLESS, WRONG_KEY } from "../udp/reliable_receiver.ts";
+import { KEY_REQUIRED, SERVER_KEYLESS, WRONG_KEY } from "../shared/auth.ts";
 import { SERVER_HAS_NO_KEY, SERVER_PROOF_FAILED } from "../udp/reliable_sender.ts";
 import { type SimDatagram, type SimOptions, type SimResult, simulateTransfer } from "./sim.ts";
 

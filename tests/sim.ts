@@ -25,8 +25,8 @@ import {
 } from "../shared/protocol_reliable.ts";
 import { RangeSet } from "../shared/range_set.ts";
 import { Impairment, type ImpairmentConfig, type ImpairmentCounters } from "../udp/impairment.ts";
+import { HandshakeGate } from "../udp/handshake_gate.ts";
 import {
-  HandshakeGate,
   type ReceiverKeys,
   type ReceiverOptions,
   type ReceiverStats,

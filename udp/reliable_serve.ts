@@ -43,7 +43,8 @@ import {
 import { RangeSet } from "../shared/range_set.ts";
 import type { NetAddr } from "../shared/runtime.ts";
 import { formatAddr, type ReceivedEvent, type ServerEvent } from "../shared/server_events.ts";
-import { type GateVerdict, HandshakeGate, type ReceiverKeys, ReliableReceiver } from "./reliable_receiver.ts";
+import { type GateVerdict, HandshakeGate } from "./handshake_gate.ts";
+import { type ReceiverKeys, ReliableReceiver } from "./reliable_receiver.ts";
 
 /** Limits and tuning for reliable sessions. */
 export interface ReliableServeOptions {
