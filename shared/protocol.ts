@@ -716,8 +716,11 @@ export function parseRecordHeader(bytes: Uint8Array, remaining: number): ParseRe
 }
 
 /**
- * What a record's tag covers before its payload: kind `01`, the record's
- * index (u64, from 0 in each session) and its length (u32).
+ * What a record's tag covers before the running digest: kind `01`, the
+ * record's index (u64, from 0 in each session) and its length (u32). The
+ * tag is over `01 ‖ index ‖ length ‖ SHA-256 of the file from byte 0 to the
+ * record's end`, which authenticates the payload (and all before it) without
+ * a second pass over the bytes.
  */
 export function recordTagPrefix(index: number, length: number): Uint8Array {
   const out = new Uint8Array(13);

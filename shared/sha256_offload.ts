@@ -29,6 +29,11 @@ export interface StreamHash {
   close(): void;
   /** Whether the hashing runs on a worker thread. */
   readonly offloaded: boolean;
+  /**
+   * The SHA-256 of the bytes added so far, without ending the hash (inline
+   * hashes only: `undefined` on a worker thread).
+   */
+  running?(): Uint8Array;
 }
 
 /** Control words in the shared ring. */
@@ -207,6 +212,12 @@ export class InlineSha256 implements StreamHash {
     this.#hash.update(data);
   }
 
+  /** The SHA-256 of the bytes added so far; the hash goes on. */
+  running(): Uint8Array {
+    if (!this.#hash) throw new Error("hash already finished");
+    return new Uint8Array(this.#hash.copy().digest());
+  }
+
   /** The digest. */
   digest(): Promise<Uint8Array> {
     if (!this.#hash) return Promise.reject(new Error("hash already finished"));
@@ -250,11 +261,13 @@ export class Sha256Offloader {
   /**
    * A hash for `remainingBytes` more bytes. `state` continues a SHA-256
    * that already covers a prefix (a resumed transfer): its midstate cannot
-   * move to another thread, so it stays inline.
+   * move to another thread, so it stays inline; so does a hash whose
+   * `running()` digest is `needed` (authenticated records tag it).
    */
-  async start(remainingBytes: number, state?: Hash): Promise<StreamHash> {
+  async start(remainingBytes: number, state?: Hash, needed: { running?: boolean } = {}): Promise<StreamHash> {
     if (
-      state !== undefined || remainingBytes < OFFLOAD_THRESHOLD || this.#busy >= this.#maxWorkers ||
+      state !== undefined || needed.running || remainingBytes < OFFLOAD_THRESHOLD ||
+      this.#busy >= this.#maxWorkers ||
       typeof Worker !== "function"
     ) {
       return new InlineSha256(state);

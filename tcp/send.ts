@@ -405,6 +405,7 @@ async function sendBody(t: Transfer): Promise<Uint8Array | undefined> {
   const hash = await new Sha256Offloader(workers).start(
     t.input.size - t.sent,
     t.sent > 0 ? t.hash : undefined,
+    { running: t.keys !== undefined },
   );
   try {
     return t.keys ? await sendRecords(t, t.keys, hash) : await sendRaw(t, hash);
@@ -434,8 +435,8 @@ async function sendRaw(t: Transfer, hash: StreamHash | undefined): Promise<Uint8
 
 /**
  * Sends the file from byte `t.sent` in records `[u32 length][payload][tag]`
- * of up to 1 MiB, each tagged over its index, length and payload, then the
- * SHA-256 and its tag.
+ * of up to 1 MiB, each tagged over its index, length and the SHA-256 of the
+ * file up to the record's end, then the SHA-256 and its tag.
  */
 async function sendRecords(t: Transfer, keys: SessionKeys, hash: StreamHash): Promise<Uint8Array> {
   const size = t.input.size;
@@ -447,7 +448,12 @@ async function sendRecords(t: Transfer, keys: SessionKeys, hash: StreamHash): Pr
     if (t.input.readAt(payload, t.sent) !== length) throw shrank(t);
     hash.update(payload);
     writeRecordHeader(record, length);
-    record.set(keys.toServer.tag(recordTagPrefix(index, length), payload), RECORD_HEADER_SIZE + length);
+    // The tag covers the SHA-256 of the whole file so far: it authenticates
+    // every byte up to here without a second pass over the payload.
+    record.set(
+      keys.toServer.tag(recordTagPrefix(index, length), hash.running!()),
+      RECORD_HEADER_SIZE + length,
+    );
     await writeAll(t.conn, record.subarray(0, RECORD_HEADER_SIZE + length + SESSION_TAG_SIZE));
     t.sent += length;
     t.chunks++;

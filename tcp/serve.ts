@@ -561,6 +561,7 @@ async function receiveFramed(c: Connection): Promise<void> {
   const stream = await c.server.offloader.start(
     request.size - resumedBytes,
     resumedBytes > 0 ? hash : undefined,
+    { running: keys !== undefined },
   );
   let expected: Uint8Array;
   let digest: Uint8Array;
@@ -672,11 +673,14 @@ async function receiveRecords(
     }
     c.watchdog.touch();
     const payload = body.subarray(0, length);
+    // The tag covers the SHA-256 of everything up to this record's end, so
+    // one hash pass both verifies the records and computes the digest.
+    hash.update(payload);
     if (
       !keys.toServer.verify(
         body.subarray(length, length + SESSION_TAG_SIZE),
         recordTagPrefix(index, length),
-        payload,
+        hash.running!(),
       )
     ) {
       throw new TransferFailure(
@@ -687,7 +691,6 @@ async function receiveRecords(
       );
     }
     file.append(payload);
-    hash.update(payload);
     c.reader.skip(length + SESSION_TAG_SIZE);
     index++;
   }

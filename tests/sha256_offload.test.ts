@@ -94,7 +94,7 @@ describe("Sha256Offloader", () => {
     assert.equal(defaultHashWorkers(16), 7);
   });
   for (const psk of [undefined, new TextEncoder().encode("offload-test-key")]) {
-    test(`framed TCP with hashing on workers at both ends${psk ? ", under a key" : ""}: intact`, async () => {
+    test(`framed TCP with hashing on workers at both ends${psk ? ", under a key (records tag the running digest, so it stays inline)" : ""}: intact`, async () => {
       const dir = fs.mkdtempSync(join(tmpdir(), "imgxfer-offload-"));
       try {
         const src = join(dir, "big.bin");
