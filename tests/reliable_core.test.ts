@@ -1042,6 +1042,27 @@ describe("HandshakeGate: the keyed handshake with bounded state", () => {
     assert.equal(gate.pending, 0);
   });
 
+  test("unanswered CHALLENGEs are reported once, by peer, with a bounded list", () => {
+    const gate = new HandshakeGate({ psk, nonce: nonces, pendingTtlMs: 5000 });
+    assert.equal(gate.nextExpiry, Infinity);
+    for (let i = 0; i < 20; i++) {
+      const h = keyedHello(100 + i);
+      gate.hello(i, h.msg, h.bytes, `10.0.0.${i % 10}:4000`);
+    }
+    const answered = keyedHello(500);
+    const challenge = gate.hello(30, answered.msg, answered.bytes, "192.0.2.9:1");
+    assert.ok(challenge.kind === "reply");
+    assert.equal(gate.auth(31, answer(answered, challenge.bytes), "192.0.2.9:1").kind, "open");
+    assert.equal(gate.nextExpiry, 5000, "the oldest waiting handshake");
+    assert.deepEqual(gate.takeUnanswered(4999), { peers: [], total: 0 }, "nothing expired yet");
+    const report = gate.takeUnanswered(6000);
+    assert.equal(report.total, 20);
+    assert.equal(report.peers.length, 8, "at most 8 peers named");
+    assert.ok(report.peers.every((p) => /^10\.0\.0\.\d:4000$/.test(p)));
+    assert.ok(!report.peers.includes("192.0.2.9:1"), "a completed handshake is not unanswered");
+    assert.deepEqual(gate.takeUnanswered(7000), { peers: [], total: 0 }, "each reported once");
+  });
+
   test("a repeated HELLO gets the same CHALLENGE; another address or session gets its own", () => {
     const gate = new HandshakeGate({ psk, nonce: nonces });
     const h = keyedHello(7);

@@ -118,6 +118,13 @@ for (const rt of RTS) {
         assert.match(String(clientOnly.summary.response), /this server has no key/);
 
         await srv.waitFor((e) => e.event === "failed" && /classic UDP cannot carry/.test(String(e.error)));
+        // The wrong key never reaches AUTH (the client cannot verify our CHALLENGE): the server
+        // still logs the handshake it left unanswered, once its 5 s are up.
+        const unanswered = await srv.waitFor(
+          (e) => e.event === "failed" && /key handshake\(s\) not completed/.test(String(e.error)),
+          15_000,
+        );
+        assert.match(String(unanswered.from), /127\.0\.0\.1:\d+/);
         assert.deepEqual(listDir(keyed), [], "nothing at all may be written, hidden files included");
         assert.deepEqual(listDir(keyless), []);
         assert.ok(!srv.events.some((e) => e.event === "connection" || e.event === "received"));

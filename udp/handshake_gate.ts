@@ -86,6 +86,8 @@ export class HandshakeGate {
   #maxPending: number;
   #ttl: number;
   #replay: ReplayGuard;
+  #unanswered = new Set<string>();
+  #unansweredTotal = 0;
   #pending = new Map<string, PendingHandshake>();
 
   /** Creates a gate. */
@@ -100,6 +102,27 @@ export class HandshakeGate {
   /** Handshakes waiting for their AUTH. */
   get pending(): number {
     return this.#pending.size;
+  }
+
+  /** When the oldest waiting handshake expires (for the driver's timer), or `Infinity`. */
+  get nextExpiry(): number {
+    for (const pending of this.#pending.values()) return pending.expires;
+    return Infinity;
+  }
+
+  /**
+   * Forgets handshakes past their time and returns the peers whose CHALLENGE
+   * went unanswered since the last call (each once, at most 8, and how many
+   * in all): a client holding another key stops at our CHALLENGE, whose
+   * proof it cannot verify, and never sends AUTH, so this is the only trace
+   * of it the server sees.
+   */
+  takeUnanswered(now: number): { peers: string[]; total: number } {
+    this.#expire(now);
+    const result = { peers: [...this.#unanswered], total: this.#unansweredTotal };
+    this.#unanswered.clear();
+    this.#unansweredTotal = 0;
+    return result;
   }
 
   /** A HELLO (`datagram`, decoded as `hello`) from `peer` (any string naming the address) for no live session. */
@@ -158,6 +181,8 @@ export class HandshakeGate {
     for (const [id, pending] of this.#pending) {
       if (pending.expires > now) break;
       this.#pending.delete(id);
+      this.#unansweredTotal++;
+      if (this.#unanswered.size < 8) this.#unanswered.add(id.slice(0, id.lastIndexOf("/")));
     }
   }
 }

@@ -641,9 +641,9 @@ export class ReliableSessions {
     this.#sessions.delete(session.receiver.session);
   }
 
-  /** The earliest time any session needs {@linkcode onTimer}. */
+  /** The earliest time any session (or a waiting handshake) needs {@linkcode onTimer}. */
   nextTimeout(): number {
-    let t = Infinity;
+    let t = this.#gate.nextExpiry;
     for (const session of this.#sessions.values()) {
       const s = session.receiver.pollTimeout();
       if (s !== undefined && s < t) t = s;
@@ -651,11 +651,24 @@ export class ReliableSessions {
     return t;
   }
 
-  /** Runs due timers of every session. */
+  /** Runs due timers of every session, and reports key handshakes that were never completed. */
   onTimer(now: number): void {
     for (const session of [...this.#sessions.values()]) {
       session.receiver.handleTimeout(now);
       this.#pump(now, session);
+    }
+    const { peers, total } = this.#gate.takeUnanswered(now);
+    if (total > 0) {
+      const more = total > peers.length ? ` and ${total - peers.length} more` : "";
+      this.#emit({
+        event: "failed",
+        transport: "udp",
+        from: peers.join(", ") + more,
+        error:
+          `${total} key handshake(s) not completed: no AUTH after our CHALLENGE (a client with another key ` +
+          "stops there, or it went away); nothing saved",
+        bytes: 0,
+      });
     }
   }
 
