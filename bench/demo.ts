@@ -1,8 +1,9 @@
 /**
- * `demo`: send the sample image over TCP (framed, then classic) and over UDP
- * on loopback, each server and client a separate process with the narrowest
- * Deno permissions, then print the summaries side by side like the course
- * report's table.
+ * `demo`: send the sample image over TCP (framed, classic, framed with a
+ * pre-shared key) and over UDP (reliable, classic, reliable with the key) on
+ * loopback, each server and client a separate process with the narrowest
+ * Deno permissions (the key is read from a file each is allowed to read),
+ * then print the summaries side by side like the course report's table.
  *
  * ```sh
  * deno task demo                 # servers and clients on Deno
@@ -23,9 +24,11 @@ import { command, freePort, ROOT, sha256, start, waitFor } from "./procs.ts";
 /** `--help` text. */
 export const HELP = `Usage: demo [options]
 
-Runs a TCP server and client (framed, then classic) and a UDP server and
-client (reliable, then classic) on 127.0.0.1, sending one file, and prints both summaries side by
-side. Received files go to --out.
+Runs a TCP server and client (framed, classic, then framed with a pre-shared
+key from a key file) and a UDP server and client (reliable, classic, then
+reliable with the key) on 127.0.0.1, sending one file, and prints the
+summaries side by side. Received files go to --out; the key file is made in
+a folder beside it (--out followed by -key).
 
 Options:
   --file PATH      file to send (default: the sample input.jpeg)
@@ -43,13 +46,21 @@ interface Run {
   intact: boolean;
 }
 
+/** How one demo transfer runs. */
+interface Mode {
+  /** The original format (`--classic`). */
+  classic?: boolean;
+  /** A key file both ends read (`--psk-file`). */
+  keyFile?: string;
+}
+
 async function transfer(
   label: string,
   transport: "tcp" | "udp",
   file: string,
   buffer: number,
   out: string,
-  classic: boolean,
+  mode: Mode = {},
 ): Promise<Run> {
   const port = await freePort();
   const host = "127.0.0.1";
@@ -58,15 +69,41 @@ async function transfer(
     ? `--allow-net=${host}:${port}`
     : `--allow-net=${host}:${port},0.0.0.0:0`;
   console.log(`\n--- ${label}: ${transport}/server.ts and ${transport}/client.ts on ${runtime.name} ---`);
+  const key = mode.keyFile ? ["--psk-file", mode.keyFile] : [];
+  const keyRead = mode.keyFile ? `,${mode.keyFile}` : "";
   const server = start(command(
     `${transport}/server.ts`,
-    ["--host", host, "--port", String(port), "--out", out, "--once", "--json", "--buffer", String(buffer)],
-    [serverNet, `--allow-read=${out}`, `--allow-write=${out}`],
+    [
+      "--host",
+      host,
+      "--port",
+      String(port),
+      "--out",
+      out,
+      "--once",
+      "--json",
+      "--buffer",
+      String(buffer),
+      ...key,
+    ],
+    [serverNet, `--allow-read=${out}${keyRead}`, `--allow-write=${out}`],
   ));
   await waitFor(server, '"listening"', 15000);
-  const clientArgs = ["--host", host, "--port", String(port), "--file", file, "--buffer", String(buffer)];
-  if (classic) clientArgs.push("--classic");
-  const human = start(command(`${transport}/client.ts`, clientArgs, [clientNet, `--allow-read=${file}`]));
+  const clientArgs = [
+    "--host",
+    host,
+    "--port",
+    String(port),
+    "--file",
+    file,
+    "--buffer",
+    String(buffer),
+    ...key,
+  ];
+  if (mode.classic) clientArgs.push("--classic");
+  const human = start(
+    command(`${transport}/client.ts`, clientArgs, [clientNet, `--allow-read=${file}${keyRead}`]),
+  );
   const code = await human.code;
   process.stdout.write(human.stdout);
   if (human.stderr) process.stderr.write(human.stderr);
@@ -113,6 +150,17 @@ function table(runs: Run[]): string {
   return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
 
+/** Writes a fresh random key (32 bytes, base64) to `dir/imgxfer.key`, readable by its owner only. */
+function makeKeyFile(dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const path = join(fs.realpathSync(dir), "imgxfer.key");
+  fs.rmSync(path, { force: true });
+  fs.writeFileSync(path, `${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}\n`, {
+    mode: 0o600,
+  });
+  return path;
+}
+
 /** Runs the demo with command-line `argv`; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, {
@@ -129,11 +177,14 @@ export async function main(argv: string[]): Promise<number> {
   fs.mkdirSync(out, { recursive: true });
   const realOut = fs.realpathSync(out);
   console.log(`== imgxfer demo on ${runtime.name} ${runtime.version}: '${file}' over loopback ==`);
+  const keyFile = makeKeyFile(`${realOut}-key`);
   const runs = [
-    await transfer("TCP framed", "tcp", file, buffer, realOut, false),
-    await transfer("TCP classic", "tcp", file, buffer, realOut, true),
-    await transfer("UDP reliable", "udp", file, buffer, realOut, false),
-    await transfer("UDP classic", "udp", file, buffer, realOut, true),
+    await transfer("TCP framed", "tcp", file, buffer, realOut),
+    await transfer("TCP classic", "tcp", file, buffer, realOut, { classic: true }),
+    await transfer("TCP + key", "tcp", file, buffer, realOut, { keyFile }),
+    await transfer("UDP reliable", "udp", file, buffer, realOut),
+    await transfer("UDP classic", "udp", file, buffer, realOut, { classic: true }),
+    await transfer("UDP + key", "udp", file, buffer, realOut, { keyFile }),
   ];
   console.log("\n=== Side by side ===");
   console.log(table(runs));
