@@ -433,12 +433,31 @@ export class ReceivingFile {
 
   /**
    * Closes the file and gives it `name` in the output folder, adding `_1`,
-   * `_2`, … before the extension when that name is taken. Returns the path.
+   * `_2`, … before the extension when that name is taken (with `overwrite`,
+   * an existing file of that name is replaced instead). Returns the path.
    * Uses a hard link, which fails instead of overwriting, then removes the
    * temporary name.
    */
-  commit(name: string): string {
+  commit(name: string, overwrite = false): string {
     this.#close();
+    if (overwrite) {
+      // Replaces a file (or a planted link: rename replaces the link itself,
+      // never its target) in one atomic step; a folder in the way falls back
+      // to a free name.
+      const target = join(this.#dir, name);
+      let folder = false;
+      try {
+        folder = fs.lstatSync(target).isDirectory();
+      } catch { /* nothing there */ }
+      if (!folder) {
+        try {
+          fs.renameSync(this.tempPath, target);
+          this.#removeSidecar();
+          this.#committed = target;
+          return target;
+        } catch { /* fall back to a free name */ }
+      }
+    }
     const ext = extname(name);
     const stem = ext ? name.slice(0, -ext.length) : name;
     for (let i = 0; i < 10000; i++) {

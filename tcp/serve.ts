@@ -97,6 +97,8 @@ export interface TcpServeOptions {
   psk?: Uint8Array;
   /** Resumable partials older than this many milliseconds are deleted at start and hourly. Default 7 days. */
   keepPartialsMs?: number;
+  /** Replace an existing file of the same name instead of saving as `_1`, `_2`, … (`--overwrite`). */
+  overwrite?: boolean;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
   /**
@@ -579,7 +581,7 @@ async function receiveFramed(c: Connection): Promise<void> {
       `MISMATCH: SHA-256 of the received bytes is ${toHex(digest)}, the sender's is ${toHex(expected)}`,
     );
   }
-  const path = file.commit(receivedName("tcp", name));
+  const path = file.commit(receivedName("tcp", name), options.overwrite);
   emit({
     event: "received",
     transport: "tcp",
@@ -751,7 +753,7 @@ async function receiveClassic(c: Connection): Promise<void> {
   }
   const bytes = file.written;
   const seconds = watch.elapsed();
-  const path = file.commit(CLASSIC_TCP_NAME);
+  const path = file.commit(CLASSIC_TCP_NAME, options.overwrite);
   // A classic stream carries no digest to check, so the sender is answered
   // (and its connection half-closed) first; the SHA-256 for the log is
   // computed afterwards, off the transfer's critical path.

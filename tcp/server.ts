@@ -67,6 +67,8 @@ Options:
   --json                one JSON object per line on stdout
 ${PSK_FLAGS_HELP}
 ${KEEP_PARTIALS_HELP}
+  --overwrite           replace an existing file of the same name (default:
+                        never overwrite; save as NAME_1, NAME_2, …)
 ${COMMON_FLAGS_HELP}
 
 Examples:
@@ -90,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     "max-clients": { type: "string", default: "256" },
     "shutdown-grace": { type: "string", default: "5" },
     "keep-partials": { type: "string", default: "7" },
+    overwrite: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     ...PSK_FLAGS,
   });
@@ -108,6 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
     maxClients: parseCount(str(flags, "max-clients"), "max-clients"),
     keepPartialsMs: parseDays(str(flags, "keep-partials"), "keep-partials"),
+    overwrite: flags.overwrite === true,
     psk,
     onEvent: (event: ServerEvent) => printServerEvent(out, event),
   };

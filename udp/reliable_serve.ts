@@ -50,6 +50,8 @@ import { type ReceiverKeys, ReliableReceiver } from "./reliable_receiver.ts";
 export interface ReliableServeOptions {
   /** Folder for received files. */
   outDir: string;
+  /** Replace an existing file of the same name instead of saving as `_1`, `_2`, …. */
+  overwrite?: boolean;
   /** Largest file accepted, bytes. */
   maxBytes: number;
   /** Most concurrent sessions (these and `otherActive` together). */
@@ -559,7 +561,7 @@ export class ReliableSessions {
       this.#fail(session, message);
       return;
     }
-    const path = session.file.commit(session.name);
+    const path = session.file.commit(session.name, this.#options.overwrite);
     receiver.complete(now, ReliableStatus.OK, digest, CLASSIC_UDP_REPLY);
     session.finished = true;
     this.#release(session);

@@ -59,6 +59,8 @@ export interface UdpServeOptions {
   psk?: Uint8Array;
   /** Resumable partials older than this many milliseconds are deleted at start and hourly. Default 7 days. */
   keepPartialsMs?: number;
+  /** Replace an existing file of the same name instead of saving as `_1`, `_2`, … (`--overwrite`). */
+  overwrite?: boolean;
   /** Event callback for output. */
   onEvent?: (event: ServerEvent) => void;
 }
@@ -134,6 +136,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
   const reliable = new ReliableSessions(
     {
       outDir: options.outDir,
+      overwrite: options.overwrite,
       maxBytes,
       maxSessions,
       otherActive: () => sessions.size,
@@ -180,7 +183,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
     const from = formatAddr(session.from);
     let text: string;
     try {
-      const saved = saveSession(session, options.outDir, reason);
+      const saved = saveSession(session, options.outDir, options.overwrite ?? false, reason);
       text = saved.reply;
       emit(saved.event);
     } catch (error) {
@@ -361,6 +364,7 @@ export async function serveUdp(options: UdpServeOptions): Promise<ServerHandle> 
 function saveSession(
   session: Session,
   outDir: string,
+  overwrite: boolean,
   reason?: string,
 ): { event: ServerEvent; reply: string } {
   const { assembler, spool } = session;
@@ -373,7 +377,7 @@ function saveSession(
   if (complete && assembler.spoolIsFile) {
     bytes = assembler.receivedBytes;
     sha256 = toHex(new Uint8Array(session.hash.digest()));
-    path = spool.commit(name);
+    path = spool.commit(name, overwrite);
   } else {
     const out = new ReceivingFile(outDir, name);
     try {
@@ -405,7 +409,7 @@ function saveSession(
       fillHole();
       bytes = out.written;
       sha256 = toHex(new Uint8Array(hash.digest()));
-      path = out.commit(name);
+      path = out.commit(name, overwrite);
     } catch (error) {
       out.discard();
       throw error;
