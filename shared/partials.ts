@@ -13,6 +13,12 @@ import { join } from "node:path";
 
 /** Names of resumable partials and their sidecars, as {@linkcode ReceivingFile} makes them. */
 export const PARTIAL_NAME: RegExp = /^\..+\.[0-9a-f]{24}\.resume\.part(\.json)?$/;
+/**
+ * Fewest bytes an interrupted transfer must hold for its partial to be kept
+ * for `--resume`: sending less again costs nothing worth a file, and port
+ * probes, fuzzers and stalled handshakes then leave nothing behind.
+ */
+export const MIN_RESUME_BYTES: number = 64 * 1024;
 /** A day in milliseconds. */
 export const DAY_MS = 86_400_000;
 /** Default age after which partials are deleted: 7 days. */

@@ -66,7 +66,12 @@ import {
   trailerTagPrefix,
 } from "../shared/protocol.ts";
 import { type Conn, type Listener, runtime } from "../shared/runtime.ts";
-import { DAY_MS, DEFAULT_KEEP_PARTIALS_MS, keepPartialsPruned } from "../shared/partials.ts";
+import {
+  DAY_MS,
+  DEFAULT_KEEP_PARTIALS_MS,
+  keepPartialsPruned,
+  MIN_RESUME_BYTES,
+} from "../shared/partials.ts";
 import { defaultHashWorkers, Sha256Offloader, type StreamHash } from "../shared/sha256_offload.ts";
 import { formatAddr, type ServerEvent, type ServerHandle } from "../shared/server_events.ts";
 import { IdleWatchdog } from "../shared/watchdog.ts";
@@ -380,7 +385,7 @@ function cannotStore(error: unknown): boolean {
 
 /**
  * Decides what becomes of an unfinished file and says so for the log: a
- * resumable partial holding bytes is kept for `--resume` (cut back to the
+ * resumable partial holding at least {@linkcode MIN_RESUME_BYTES} is kept for `--resume` (cut back to the
  * bytes written) when the transfer was cut (connection lost, idle, server
  * stopped, a bad record); it is removed when the digest did not match or
  * the server could not store it (disk full, permissions), like any other.
@@ -390,7 +395,7 @@ function settle(file: ReceivingFile | undefined, error: unknown): string {
   const saved = file.committedPath;
   if (saved) return `the reply was not delivered (file saved as '${saved}')`;
   const mismatch = error instanceof TransferFailure && error.status === FramedStatus.DIGEST_MISMATCH;
-  if (!mismatch && !cannotStore(error) && file.resumable && file.written > 0) {
+  if (!mismatch && !cannotStore(error) && file.resumable && file.written >= MIN_RESUME_BYTES) {
     try {
       file.truncate(file.written);
       if (file.keep()) {

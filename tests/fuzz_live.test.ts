@@ -566,9 +566,11 @@ for (const rt of RTS) {
           const received = srv.events.slice(eventsBefore).filter((e) => e.event === "received");
           assert.equal(received.length, classic.length, "saves other than the classic streams");
           assert.ok(received.every((e) => e.mode === "classic"), "a framed fuzz input was saved");
-          // Cut framed transfers may leave resumable partials on purpose (for --resume); nothing else.
+          // No temporary file, and no resumable partial either: no fuzz input delivers the 64 KiB
+          // a cut transfer must hold to be kept for --resume.
           assert.deepEqual(leftoverTemps(out), [], "temporary files left");
           const partials = listDir(out).filter((f) => isResumePartial(f));
+          assert.deepEqual(partials, [], "fuzz input left resumable partials");
           const saved = listDir(out).filter((f) => !f.startsWith("."));
           assert.ok(
             saved.every((f) => /^received_input(_\d+)?\.jpeg$/.test(f)),
@@ -694,6 +696,7 @@ for (const rt of RTS) {
           await delay(1500);
           assert.deepEqual(leftoverTemps(out), [], "temporary files left");
           const partials = listDir(out).filter((f) => isResumePartial(f));
+          assert.deepEqual(partials, [], "fuzz input left resumable partials");
 
           const fuzzEvents = srv.events.slice(eventsBefore);
           const reliableAddrs = new Set(reliableSocks.map((s) => `127.0.0.1:${s.port}`));

@@ -27,6 +27,7 @@ import { randomNonce } from "../shared/auth.ts";
 import { describeError } from "../shared/errors.ts";
 import { receivedName, ReceivingFile, resumeId, safeBaseName } from "../shared/files.ts";
 import { groupDigits, Stopwatch } from "../shared/metrics.ts";
+import { MIN_RESUME_BYTES } from "../shared/partials.ts";
 import { CLASSIC_UDP_REPLY, ProtocolError, toHex } from "../shared/protocol.ts";
 import {
   decodeReliable,
@@ -608,7 +609,7 @@ export class ReliableSessions {
         kept = 0;
       }
     }
-    const saved = kept > 0 && session.file.keep();
+    const saved = kept >= MIN_RESUME_BYTES && session.file.keep();
     if (!saved) session.file.discard();
     this.#release(session);
     const forged = session.receiver.stats.forged;
