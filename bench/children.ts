@@ -9,6 +9,10 @@
 
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import { join } from "node:path";
+import { runtime } from "../shared/runtime.ts";
+import { which } from "./common.ts";
+import { ROOT } from "./procs.ts";
 
 /** How a child process ended. */
 export interface Ended {
@@ -83,6 +87,13 @@ export class Children {
     const child = this.start(`cat ${path}`, ["cat", path], 5000);
     const ended = await child.ended;
     return ended.code === 0 ? child.out.stdout : "";
+  }
+
+  /** The first line a program prints for `args` (e.g. `--version`), stdout or stderr. */
+  async versionOf(exe: string, args: string[]): Promise<string> {
+    const child = this.start(`${exe} version`, [exe, ...args], 15000);
+    await child.ended;
+    return (child.out.stdout + child.out.stderr).trim().split("\n")[0] ?? "";
   }
 
   /** Whether /proc is read directly (cheap enough to poll often) rather than through `cat`. */
@@ -204,4 +215,25 @@ export async function exitWithin(child: Child, ms: number): Promise<Ended | unde
   ]);
   clearTimeout(timer);
   return result;
+}
+
+/** A runtime that runs our entry points. */
+export interface BenchRuntime {
+  name: "deno" | "bun";
+  exe: string;
+  version: string;
+}
+
+/**
+ * Finds the runtime `name`: this process's own, else node_modules/.bin, else
+ * PATH; a string says why it is missing.
+ */
+export async function findRuntime(children: Children, name: "deno" | "bun"): Promise<BenchRuntime | string> {
+  if (runtime.name === name) return { name, exe: process.execPath, version: runtime.version };
+  const local = join(ROOT, "node_modules", ".bin", name);
+  const exe = fs.existsSync(local) ? local : which(name);
+  if (!exe) return `${name} not found (node_modules/.bin or PATH)`;
+  const line = await children.versionOf(exe, ["--version"]);
+  const version = /(\d+\.\d+\.\d+)/.exec(line)?.[1] ?? line;
+  return { name, exe, version };
 }

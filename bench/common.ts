@@ -7,7 +7,9 @@
 
 import * as fs from "node:fs";
 import { delimiter, join } from "node:path";
+import { randomFillSync } from "node:crypto";
 import { usageError } from "../shared/errors.ts";
+import { sha256 } from "./procs.ts";
 
 /** tail (shared by the benchmarks). */
 export function tail(text: string, n = 300): string {
@@ -84,4 +86,38 @@ export function whole(value: string, flag: string, min: number, max: number): nu
 /** progress (shared by the benchmarks). */
 export function progress(text: string): void {
   console.log(`  ${text}`);
+}
+
+/**
+ * Makes (or reuses, when one of the right size exists) a random file of `mib`
+ * MiB named `<prefix>-<mib>MiB.bin` in `dir`, readable by all (atftpd reads it
+ * as nobody); returns its path, size and SHA-256.
+ */
+export function randomTestFile(
+  dir: string,
+  prefix: string,
+  mib: number,
+): { path: string; bytes: number; sha256: string; reused: boolean } {
+  const bytes = mib * 1024 * 1024;
+  const path = join(dir, `${prefix}-${mib}MiB.bin`);
+  let reused = false;
+  try {
+    reused = fs.statSync(path).size === bytes;
+  } catch { /* missing */ }
+  if (!reused) {
+    const part = `${path}.part`;
+    const fd = fs.openSync(part, "w", 0o644);
+    try {
+      const chunk = new Uint8Array(1 << 20);
+      for (let left = bytes; left > 0; left -= chunk.length) {
+        randomFillSync(chunk);
+        fs.writeSync(fd, chunk, 0, Math.min(left, chunk.length));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(part, path);
+  }
+  fs.chmodSync(path, 0o644);
+  return { path, bytes, sha256: sha256(path), reused };
 }

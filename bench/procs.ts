@@ -26,12 +26,20 @@ export interface Proc {
   kill(): void;
 }
 
-/** The command that runs an entry point on this runtime, with Deno permissions when on Deno. */
-export function command(script: string, args: string[], permissions: string[]): string[] {
+/**
+ * The command that runs an entry point with the runtime executable `exe`
+ * (`name` says which): with `permissions` and the project's config on Deno.
+ */
+export function entryCommand(
+  rt: { name: "deno" | "bun"; exe: string },
+  script: string,
+  args: string[],
+  permissions: string[],
+): string[] {
   const path = join(ROOT, script);
-  if (runtime.name === "deno") {
+  if (rt.name === "deno") {
     return [
-      process.execPath,
+      rt.exe,
       "run",
       "--no-prompt",
       ...permissions,
@@ -40,7 +48,12 @@ export function command(script: string, args: string[], permissions: string[]): 
       ...args,
     ];
   }
-  return [process.execPath, path, ...args];
+  return [rt.exe, path, ...args];
+}
+
+/** The command that runs an entry point on this runtime, with Deno permissions when on Deno. */
+export function command(script: string, args: string[], permissions: string[]): string[] {
+  return entryCommand({ name: runtime.name, exe: process.execPath }, script, args, permissions);
 }
 
 /** Starts a command. */

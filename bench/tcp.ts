@@ -20,16 +20,27 @@
  * @module
  */
 
-import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { EXIT_CODES_HELP, parseFlags, runMain, versionLine } from "../shared/cli.ts";
 import { ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
 import { tcpBenchSvg } from "./chart.ts";
-import { fmtMB, fmtRatio, jsonLines, list, median, progress, ratio, tail, which, whole } from "./common.ts";
-import { type Child, Children, type Ended, exitWithin, sleep, waitUntil } from "./children.ts";
-import { freePort, ROOT, sha256 } from "./procs.ts";
+import {
+  fmtMB,
+  fmtRatio,
+  jsonLines,
+  list,
+  median,
+  progress,
+  randomTestFile,
+  ratio,
+  tail,
+  which,
+  whole,
+} from "./common.ts";
+import { type Child, Children, type Ended, exitWithin, findRuntime, sleep, waitUntil } from "./children.ts";
+import { entryCommand, freePort, ROOT, sha256 } from "./procs.ts";
 
 /** `--help` text. */
 export const HELP = `Usage: bench-tcp [options]
@@ -172,23 +183,6 @@ interface Ours {
   stale?: string;
 }
 
-async function versionOf(exe: string, args: string[]): Promise<string> {
-  const child = startChild(`${exe} version`, [exe, ...args], 15000);
-  await child.ended;
-  return (child.out.stdout + child.out.stderr).trim().split("\n")[0] ?? "";
-}
-
-/** Finds the runtime `name`: this process's own, else node_modules/.bin, else PATH. */
-async function findRuntime(name: "deno" | "bun"): Promise<Ours | string> {
-  if (runtime.name === name) return { name, exe: process.execPath, version: runtime.version };
-  const local = join(ROOT, "node_modules", ".bin", name);
-  const exe = fs.existsSync(local) ? local : which(name);
-  if (!exe) return `${name} not found (node_modules/.bin or PATH)`;
-  const line = await versionOf(exe, ["--version"]);
-  const version = /(\d+\.\d+\.\d+)/.exec(line)?.[1] ?? line;
-  return { name, exe, version };
-}
-
 /** The compiled binaries in dist/, if both are there and run. */
 async function findCompiled(): Promise<Ours | string> {
   const server = join(ROOT, "dist", "imgxfer-tcp-server");
@@ -198,8 +192,8 @@ async function findCompiled(): Promise<Ours | string> {
     return `${missing.map((p) => `dist/${p.split("/").at(-1)}`).join(" and ")} not found ` +
       "(build them with deno task compile:bun or deno task compile)";
   }
-  const line = await versionOf(server, ["--version"]);
-  const clientLine = await versionOf(client, ["--version"]);
+  const line = await children.versionOf(server, ["--version"]);
+  const clientLine = await children.versionOf(client, ["--version"]);
   if (!/^tcp-server /.test(line) || !/^tcp-client /.test(clientLine)) {
     return `dist/imgxfer-tcp-server/-client do not run here: ${tail(line || clientLine, 120)}`;
   }
@@ -245,19 +239,7 @@ function staleness(binaries: string[]): string | undefined {
 /** The command running our TCP server or client on `ours` (deno run: with `permissions`). */
 function ourCommand(ours: Ours, role: "server" | "client", args: string[], permissions: string[]): string[] {
   if (ours.name === "compiled") return [role === "server" ? ours.exe : ours.clientExe!, ...args];
-  const path = join(ROOT, "tcp", `${role}.ts`);
-  if (ours.name === "deno") {
-    return [
-      ours.exe,
-      "run",
-      "--no-prompt",
-      ...permissions,
-      `--config=${join(ROOT, "deno.json")}`,
-      path,
-      ...args,
-    ];
-  }
-  return [ours.exe, path, ...args];
+  return entryCommand({ name: ours.name, exe: ours.exe }, `tcp/${role}.ts`, args, permissions);
 }
 
 // ------------------------------------------------------------- the data ----
@@ -379,31 +361,6 @@ interface TestFile {
   bytes: number;
   sha256: string;
   reused?: boolean;
-}
-
-/** Makes (or reuses) a random file of `mib` MiB in `dir`; returns its path, size and SHA-256. */
-function testFile(dir: string, mib: number): TestFile {
-  const bytes = mib * 1024 * 1024;
-  const path = join(dir, `tcp-${mib}MiB.bin`);
-  let reused = false;
-  try {
-    reused = fs.statSync(path).size === bytes;
-  } catch { /* missing */ }
-  if (!reused) {
-    const part = `${path}.part`;
-    const fd = fs.openSync(part, "w", 0o644);
-    try {
-      const chunk = new Uint8Array(1 << 20);
-      for (let left = bytes; left > 0; left -= chunk.length) {
-        randomFillSync(chunk);
-        fs.writeSync(fd, chunk, 0, Math.min(left, chunk.length));
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(part, path);
-  }
-  return { path, bytes, sha256: sha256(path), reused };
 }
 
 /** Removes everything in `dir` (received files, leftovers of a failed run). */
@@ -897,7 +854,7 @@ export async function main(argv: string[]): Promise<number> {
   const ours = new Map<string, Ours>();
   const oursSkip = new Map<string, string>();
   for (const name of ourNames) {
-    const found = name === "compiled" ? await findCompiled() : await findRuntime(name);
+    const found = name === "compiled" ? await findCompiled() : await findRuntime(children, name);
     if (typeof found === "string") oursSkip.set(name, found);
     else ours.set(name, found);
   }
@@ -1091,7 +1048,7 @@ export async function main(argv: string[]): Promise<number> {
     const bySize = new Map<number, Row[]>();
     if (sections.has("throughput")) {
       for (const sizeMiB of sizes) {
-        const file = testFile(benchDir, sizeMiB);
+        const file = randomTestFile(benchDir, "tcp", sizeMiB);
         files.push({ path: file.path, sizeMiB, bytes: file.bytes, sha256: file.sha256, reused: file.reused });
         console.log(`--- 1. TCP file to file, ${sizeMiB} MiB ---`);
         console.log(`file: ${file.path} (${file.reused ? "reused" : "new"}), sha256 ${file.sha256}`);

@@ -18,16 +18,27 @@
  * @module
  */
 
-import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { EXIT_CODES_HELP, parseFlags, runMain, versionLine } from "../shared/cli.ts";
 import { ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
 import { udpBenchSvg } from "./chart.ts";
-import { fmtMB, fmtRatio, jsonLines, list, median, progress, ratio, tail, which, whole } from "./common.ts";
-import { type Child, Children, sleep, waitUntil } from "./children.ts";
-import { freePort, ROOT, sha256 } from "./procs.ts";
+import {
+  fmtMB,
+  fmtRatio,
+  jsonLines,
+  list,
+  median,
+  progress,
+  randomTestFile,
+  ratio,
+  tail,
+  which,
+  whole,
+} from "./common.ts";
+import { type BenchRuntime, type Child, Children, findRuntime, sleep, waitUntil } from "./children.ts";
+import { entryCommand, freePort, ROOT, sha256 } from "./procs.ts";
 
 /** `--help` text. */
 export const HELP = `Usage: bench-udp [options]
@@ -85,45 +96,7 @@ const readProc = (path: string) => children.readProc(path);
 // -------------------------------------------------------------- runtimes ----
 
 /** A runtime that runs our entry points. */
-interface Rt {
-  name: "deno" | "bun";
-  exe: string;
-  version: string;
-}
-
-async function versionOf(exe: string, args: string[]): Promise<string> {
-  const child = startChild(`${exe} version`, [exe, ...args], 15000);
-  await child.ended;
-  return (child.out.stdout + child.out.stderr).trim().split("\n")[0] ?? "";
-}
-
-/** Finds the runtime `name`: this process's own, else node_modules/.bin, else PATH. */
-async function findRuntime(name: "deno" | "bun"): Promise<Rt | string> {
-  if (runtime.name === name) return { name, exe: process.execPath, version: runtime.version };
-  const local = join(ROOT, "node_modules", ".bin", name);
-  const exe = fs.existsSync(local) ? local : which(name);
-  if (!exe) return `${name} not found (node_modules/.bin or PATH)`;
-  const line = await versionOf(exe, ["--version"]);
-  const version = /(\d+\.\d+\.\d+)/.exec(line)?.[1] ?? line;
-  return { name, exe, version };
-}
-
-/** The command running one of our entry points on `rt` (Deno: with `permissions`). */
-function entry(rt: Rt, script: string, args: string[], permissions: string[]): string[] {
-  const path = join(ROOT, script);
-  if (rt.name === "deno") {
-    return [
-      rt.exe,
-      "run",
-      "--no-prompt",
-      ...permissions,
-      `--config=${join(ROOT, "deno.json")}`,
-      path,
-      ...args,
-    ];
-  }
-  return [rt.exe, path, ...args];
-}
+type Rt = BenchRuntime;
 
 // ------------------------------------------------------------- the data ----
 
@@ -202,35 +175,6 @@ function table(rows: string[][], rightAligned: Set<number>): string {
 
 // ---------------------------------------------------------- the file ----
 
-/** Makes (or reuses) a random file of `mib` MiB in `dir`; returns its path, size and SHA-256. */
-function testFile(
-  dir: string,
-  mib: number,
-): { path: string; bytes: number; sha256: string; reused: boolean } {
-  const bytes = mib * 1024 * 1024;
-  const path = join(dir, `udp-${mib}MiB.bin`);
-  let reused = false;
-  try {
-    reused = fs.statSync(path).size === bytes;
-  } catch { /* missing */ }
-  if (!reused) {
-    const part = `${path}.part`;
-    const fd = fs.openSync(part, "w", 0o644);
-    try {
-      const chunk = new Uint8Array(1 << 20);
-      for (let left = bytes; left > 0; left -= chunk.length) {
-        randomFillSync(chunk);
-        fs.writeSync(fd, chunk, 0, Math.min(left, chunk.length));
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(part, path);
-  }
-  fs.chmodSync(path, 0o644); // atftpd reads it as nobody
-  return { path, bytes, sha256: sha256(path), reused };
-}
-
 /** Removes everything in `dir` except hidden files (a session still writing). */
 function emptyDir(dir: string): void {
   for (const name of fs.readdirSync(dir)) {
@@ -255,7 +199,7 @@ async function startOurServer(rt: Rt, rx: string, lifetimeMs: number): Promise<O
   emptyDir(rx);
   const child = startChild(
     `udp-server (${rt.name})`,
-    entry(rt, "udp/server.ts", ["--host", "127.0.0.1", "--port", "0", "--json", "--out", rx], [
+    entryCommand(rt, "udp/server.ts", ["--host", "127.0.0.1", "--port", "0", "--json", "--out", rx], [
       "--allow-net=127.0.0.1",
       `--allow-read=${rx}`,
       `--allow-write=${rx}`,
@@ -299,7 +243,7 @@ async function ourRun(
   ];
   const client = startChild(
     `udp-client (${server.rt.name})`,
-    entry(server.rt, "udp/client.ts", [...args, "--json"], [
+    entryCommand(server.rt, "udp/client.ts", [...args, "--json"], [
       `--allow-net=127.0.0.1:${port},0.0.0.0:0`,
       `--allow-read=${file.path}`,
     ]),
@@ -431,8 +375,8 @@ async function findPeers(wanted: Set<string>, atftpdFlag: string | undefined): P
       peers.atftpSkip = missing.join("; ");
     } else {
       peers.atftp = { atftp, atftpd };
-      peers.versions.atftp = await versionOf(atftp, ["--version"]);
-      peers.versions.atftpd = await versionOf(atftpd, ["--version"]);
+      peers.versions.atftp = await children.versionOf(atftp, ["--version"]);
+      peers.versions.atftpd = await children.versionOf(atftpd, ["--version"]);
     }
   }
   return peers;
@@ -602,7 +546,7 @@ async function lossRun(
 ): Promise<RunRecord> {
   const relay = startChild(
     `relay (${relayRt.name})`,
-    entry(relayRt, "udp/relay.ts", [
+    entryCommand(relayRt, "udp/relay.ts", [
       ...["--listen", "127.0.0.1:0", "--target", `127.0.0.1:${server.port}`],
       ...["--loss", `${lossPercent}%`, "--seed", String(seed), "--json"],
     ], ["--allow-net=127.0.0.1"]),
@@ -750,13 +694,13 @@ export async function main(argv: string[]): Promise<number> {
   const rts: Rt[] = [];
   const rtSkip = new Map<string, string>();
   for (const name of runtimeNames) {
-    const found = await findRuntime(name);
+    const found = await findRuntime(children, name);
     if (typeof found === "string") rtSkip.set(name, found);
     else rts.push(found);
   }
   let relayRt: Rt | undefined;
   if (relayChoice !== "same" && sections.has("loss")) {
-    const found = await findRuntime(relayChoice as "deno" | "bun");
+    const found = await findRuntime(children, relayChoice as "deno" | "bun");
     if (typeof found === "string") throw usageError(`--relay-runtime ${relayChoice}: ${found}`);
     relayRt = found;
   }
@@ -845,7 +789,7 @@ export async function main(argv: string[]): Promise<number> {
 
     // ------------------------------------------------ 1. loopback ----
     if (sections.has("loopback")) {
-      const file = testFile(benchDir, sizeMiB);
+      const file = randomTestFile(benchDir, "udp", sizeMiB);
       console.log(`--- 1. loopback goodput, file to file ---`);
       console.log(
         `file: ${file.path} (${sizeMiB} MiB, ${file.reused ? "reused" : "new"}), sha256 ${file.sha256}`,
@@ -984,7 +928,7 @@ export async function main(argv: string[]): Promise<number> {
 
     // ---------------------------------------------- 2. loss sweep ----
     if (sections.has("loss")) {
-      const file = testFile(benchDir, lossSizeMiB);
+      const file = randomTestFile(benchDir, "udp", lossSizeMiB);
       console.log(`--- 2. loss sweep through udp/relay.ts, payload 1400, ${lossSizeMiB} MiB ---`);
       console.log(
         `file: ${file.path}, sha256 ${file.sha256}; relay seed ${seed} + run - 1, relay on ${
