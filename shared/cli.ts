@@ -312,3 +312,61 @@ export function pskFromFlags(flags: FlagValues): Uint8Array | undefined {
     pskFile: typeof flags["psk-file"] === "string" ? flags["psk-file"] : undefined,
   });
 }
+
+/** Flags both servers take, with the given `--idle-timeout` default in seconds. */
+export function serverFlags(idleTimeoutDefault: string): Record<string, FlagSpec> {
+  return {
+    out: { type: "string", default: "." },
+    once: { type: "boolean", default: false },
+    "idle-timeout": { type: "string", default: idleTimeoutDefault },
+    "max-size": { type: "string" },
+    "max-clients": { type: "string", default: "256" },
+    "shutdown-grace": { type: "string", default: "5" },
+    "keep-partials": { type: "string", default: "7" },
+    overwrite: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    ...PSK_FLAGS,
+  };
+}
+
+/** `--help` lines of the {@linkcode serverFlags} both servers describe alike. */
+export const SERVER_FLAGS_HELP =
+  `  --max-size SIZE       refuse files larger than SIZE (e.g. 64M, 2G): a framed
+                        or reliable sender is refused before a byte is written,
+                        a classic stream is cut off (default: no limit)
+  --max-clients N       transfers served at once; more are refused (default 256)
+  --shutdown-grace SECS on SIGINT/SIGTERM, let transfers in progress finish for
+                        this long, then stop (default 5; a second signal stops now)
+  --json                one JSON object per line on stdout
+${PSK_FLAGS_HELP}
+${KEEP_PARTIALS_HELP}
+  --overwrite           replace an existing file of the same name (default:
+                        never overwrite; save as NAME_1, NAME_2, …)`;
+
+/** The values of parsed {@linkcode serverFlags}, checked. */
+export interface ServerFlagValues {
+  outDir: string;
+  once: boolean;
+  idleTimeoutMs: number;
+  maxBytes: number | undefined;
+  maxClients: number;
+  shutdownGraceMs: number;
+  keepPartialsMs: number;
+  overwrite: boolean;
+  psk: Uint8Array | undefined;
+}
+
+/** Checks and converts the values of {@linkcode serverFlags}; throws a usage error for a bad one. */
+export function serverFlagValues(flags: FlagValues): ServerFlagValues {
+  return {
+    outDir: str(flags, "out"),
+    once: flags.once === true,
+    idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
+    maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
+    maxClients: parseCount(str(flags, "max-clients"), "max-clients"),
+    shutdownGraceMs: parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace"),
+    keepPartialsMs: parseDays(str(flags, "keep-partials"), "keep-partials"),
+    overwrite: flags.overwrite === true,
+    psk: pskFromFlags(flags),
+  };
+}

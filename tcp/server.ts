@@ -12,19 +12,14 @@
 import {
   COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
-  KEEP_PARTIALS_HELP,
   Output,
   parseBuffer,
-  parseCount,
-  parseDays,
   parseFlags,
   parsePort,
-  parseSeconds,
-  parseSize,
-  PSK_FLAGS,
-  PSK_FLAGS_HELP,
-  pskFromFlags,
   runMain,
+  SERVER_FLAGS_HELP,
+  serverFlags,
+  serverFlagValues,
   str,
   versionLine,
 } from "../shared/cli.ts";
@@ -39,16 +34,17 @@ export const HELP = `Usage: tcp-server [options]
 Receive files over TCP. One port serves both formats: framed senders (our
 default: name, size and SHA-256 verified) and classic raw streams (the
 original scripts, nc -N, socat). Files are written under a temporary name
-and renamed when complete; an existing file is never overwritten.
+and renamed when complete; an existing file is never overwritten (unless
+--overwrite).
 
 With a key (--psk, --psk-file or IMGXFER_PSK), framed clients must prove
 they hold it before any file is created, every record they send is
 authenticated, and classic raw streams (which cannot carry a key) are refused.
 
-A framed transfer that fails (connection lost, idle, server stopped) leaves
-its bytes in --out as .received_NAME.<id>.resume.part, where they stay until
-a client's --resume completes the file (a transfer of the same file without
---resume starts over).
+A framed transfer that fails (connection lost, idle, server stopped) with at
+least 64 KiB received leaves its bytes in --out as .received_NAME.<id>.resume.part,
+where they stay until a client's --resume completes the file (a transfer of
+the same file without --resume starts over) or --keep-partials days pass.
 
 Options:
   --host HOST           address to bind (default 0.0.0.0)
@@ -58,17 +54,7 @@ Options:
   --once                exit after one transfer, like the original (a connection
                         that sends nothing, such as a port probe, does not count)
   --idle-timeout SECS   drop a connection silent this long (default 30)
-  --max-size SIZE       refuse files larger than SIZE (e.g. 64M, 2G): a framed
-                        or reliable sender is refused before a byte is written,
-                        a classic stream is cut off (default: no limit)
-  --max-clients N       transfers served at once; more are refused (default 256)
-  --shutdown-grace SECS on SIGINT/SIGTERM, let transfers in progress finish for
-                        this long, then stop (default 5; a second signal stops now)
-  --json                one JSON object per line on stdout
-${PSK_FLAGS_HELP}
-${KEEP_PARTIALS_HELP}
-  --overwrite           replace an existing file of the same name (default:
-                        never overwrite; save as NAME_1, NAME_2, …)
+${SERVER_FLAGS_HELP}
 ${COMMON_FLAGS_HELP}
 
 Examples:
@@ -85,34 +71,18 @@ export async function main(argv: string[]): Promise<number> {
     host: { type: "string", default: "0.0.0.0" },
     port: { type: "string", default: "8081" },
     buffer: { type: "string", default: "4096" },
-    out: { type: "string", default: "." },
-    once: { type: "boolean", default: false },
-    "idle-timeout": { type: "string", default: "30" },
-    "max-size": { type: "string" },
-    "max-clients": { type: "string", default: "256" },
-    "shutdown-grace": { type: "string", default: "5" },
-    "keep-partials": { type: "string", default: "7" },
-    overwrite: { type: "boolean", default: false },
-    json: { type: "boolean", default: false },
-    ...PSK_FLAGS,
+    ...serverFlags("30"),
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("tcp-server", runtime.name, runtime.version)), 0;
   const out = Output.fromFlags(flags);
-  const grace = parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace");
-  const psk = pskFromFlags(flags);
+  const common = serverFlagValues(flags);
+  const { psk } = common;
   const options = {
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),
     buffer: parseBuffer(str(flags, "buffer"), 64 << 20),
-    outDir: str(flags, "out"),
-    once: flags.once === true,
-    idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
-    maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
-    maxClients: parseCount(str(flags, "max-clients"), "max-clients"),
-    keepPartialsMs: parseDays(str(flags, "keep-partials"), "keep-partials"),
-    overwrite: flags.overwrite === true,
-    psk,
+    ...common,
     onEvent: (event: ServerEvent) => printServerEvent(out, event),
   };
   return await runServer(
@@ -123,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       return handle;
     },
     out,
-    grace,
+    common.shutdownGraceMs,
   );
 }
 

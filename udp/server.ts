@@ -12,19 +12,14 @@
 import {
   COMMON_FLAGS_HELP,
   EXIT_CODES_HELP,
-  KEEP_PARTIALS_HELP,
   Output,
   parseBuffer,
-  parseCount,
-  parseDays,
   parseFlags,
   parsePort,
-  parseSeconds,
-  parseSize,
-  PSK_FLAGS,
-  PSK_FLAGS_HELP,
-  pskFromFlags,
   runMain,
+  SERVER_FLAGS_HELP,
+  serverFlags,
+  serverFlagValues,
   str,
   versionLine,
 } from "../shared/cli.ts";
@@ -45,8 +40,8 @@ under a name containing "incomplete"; when the end marker is lost it ends
 the session after --idle-timeout seconds of silence.
 
 Reliable transfers (imgxfer's UDP default) are verified with SHA-256, and an
-unfinished one (sender gone, server stopped) leaves a hidden partial in --out
-that a sender run with --resume continues. With a pre-shared key (--psk,
+unfinished one (sender gone, server stopped) holding at least 64 KiB leaves a
+hidden partial in --out that a sender run with --resume continues. With a pre-shared key (--psk,
 --psk-file or IMGXFER_PSK) every reliable sender must prove it holds the key
 before any file is created, every datagram is authenticated, and classic
 senders are refused (they cannot carry a key).
@@ -59,17 +54,7 @@ Options:
   --out DIR             folder for received files (default .)
   --once                exit after one transfer, like the original
   --idle-timeout SECS   end a silent session after this long (default 3)
-  --max-size SIZE       refuse files larger than SIZE (e.g. 64M, 2G): a framed
-                        or reliable sender is refused before a byte is written,
-                        a classic stream is cut off (default: no limit)
-  --max-clients N       transfers served at once; more are refused (default 256)
-  --shutdown-grace SECS on SIGINT/SIGTERM, let transfers in progress finish for
-                        this long, then stop (default 5; a second signal stops now)
-  --json                one JSON object per line on stdout
-${PSK_FLAGS_HELP}
-${KEEP_PARTIALS_HELP}
-  --overwrite           replace an existing file of the same name (default:
-                        never overwrite; save as NAME_1, NAME_2, …)
+${SERVER_FLAGS_HELP}
 ${COMMON_FLAGS_HELP}
 
 Examples:
@@ -85,34 +70,19 @@ export async function main(argv: string[]): Promise<number> {
     host: { type: "string", default: "0.0.0.0" },
     port: { type: "string", default: "8082" },
     buffer: { type: "string", default: "4096" },
-    out: { type: "string", default: "." },
-    once: { type: "boolean", default: false },
-    "idle-timeout": { type: "string", default: "3" },
-    "max-size": { type: "string" },
-    "max-clients": { type: "string", default: "256" },
-    "shutdown-grace": { type: "string", default: "5" },
-    "keep-partials": { type: "string", default: "7" },
-    overwrite: { type: "boolean", default: false },
-    json: { type: "boolean", default: false },
-    ...PSK_FLAGS,
+    ...serverFlags("3"),
   });
   if (flags.help) return console.log(HELP), 0;
   if (flags.version) return console.log(versionLine("udp-server", runtime.name, runtime.version)), 0;
   const out = Output.fromFlags(flags);
-  const grace = parseSeconds(str(flags, "shutdown-grace"), "shutdown-grace");
-  const psk = pskFromFlags(flags);
+  const common = serverFlagValues(flags);
+  const { psk } = common;
   const options = {
     host: str(flags, "host"),
     port: parsePort(str(flags, "port"), true),
     buffer: parseBuffer(str(flags, "buffer"), MAX_CLASSIC_BUFFER, " (65507 minus the 4-byte header)"),
-    outDir: str(flags, "out"),
-    once: flags.once === true,
-    idleTimeoutMs: parseSeconds(str(flags, "idle-timeout"), "idle-timeout"),
-    maxBytes: typeof flags["max-size"] === "string" ? parseSize(flags["max-size"], "max-size") : undefined,
-    maxSessions: parseCount(str(flags, "max-clients"), "max-clients"),
-    keepPartialsMs: parseDays(str(flags, "keep-partials"), "keep-partials"),
-    overwrite: flags.overwrite === true,
-    psk,
+    ...common,
+    maxSessions: common.maxClients,
     onEvent: (event: ServerEvent) => printServerEvent(out, event),
   };
   return await runServer(
@@ -123,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       return handle;
     },
     out,
-    grace,
+    common.shutdownGraceMs,
   );
 }
 
