@@ -96,6 +96,32 @@ export class Children {
     return (child.out.stdout + child.out.stderr).trim().split("\n")[0] ?? "";
   }
 
+  /** The machine a benchmark runs on: CPUs and their model, kernel, load average now, and this runtime. */
+  async machine(): Promise<
+    { cpus: number; cpuModel: string; kernel: string; loadavgAtStart: string; benchRuntime: string }
+  > {
+    return {
+      cpus: navigator.hardwareConcurrency,
+      cpuModel: /model name\s*:\s*(.+)/.exec(await this.readProc("/proc/cpuinfo"))?.[1]?.trim() ?? "unknown",
+      kernel: (await this.readProc("/proc/sys/kernel/osrelease")).trim() || "unknown",
+      loadavgAtStart: (await this.readProc("/proc/loadavg")).trim().split(" ").slice(0, 3).join(" "),
+      benchRuntime: `${runtime.name} ${runtime.version}`,
+    };
+  }
+
+  /** Which code was measured: the commit, and the tracked files with uncommitted changes. */
+  async measuredCode(): Promise<{ commit: string; uncommitted: string[] }> {
+    const git = this.start("git", ["git", "-C", ROOT, "status", "--porcelain", "--branch", "-uno"], 10000);
+    const head = this.start("git", ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], 10000);
+    const [gitEnded, headEnded] = await Promise.all([git.ended, head.ended]);
+    return {
+      commit: headEnded.code === 0 ? head.out.stdout.trim() : "unknown (no git repository)",
+      uncommitted: gitEnded.code === 0
+        ? git.out.stdout.split("\n").slice(1).map((l) => l.slice(3).trim()).filter((l) => l !== "")
+        : [],
+    };
+  }
+
   /** Whether /proc is read directly (cheap enough to poll often) rather than through `cat`. */
   get readsProcDirectly(): boolean {
     return this.#procDirect === true;

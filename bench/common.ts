@@ -121,3 +121,24 @@ export function randomTestFile(
   fs.chmodSync(path, 0o644);
   return { path, bytes, sha256: sha256(path), reused };
 }
+
+/** `x` rounded to `digits` decimals, as a number (for JSON reports). */
+export const round = (x: number, digits: number): number => Number(x.toFixed(digits));
+
+/** A plain text table: first row is the header; a shorter row's last cell spans the rest. */
+export function table(rows: string[][], rightAligned: Set<number>): string {
+  const n = rows[0].length;
+  const widths = rows[0].map((_, i) =>
+    Math.max(...rows.filter((r) => r.length === n || i < r.length - 1).map((r) => (r[i] ?? "").length))
+  );
+  const line = (r: string[]) =>
+    r.map((c, i) =>
+      r.length < n && i === r.length - 1
+        ? c
+        : rightAligned.has(i)
+        ? c.padStart(widths[i])
+        : c.padEnd(widths[i])
+    ).join("  ").trimEnd();
+  const rule = widths.map((w) => "-".repeat(w)).join("  ");
+  return [line(rows[0]), rule, ...rows.slice(1).map(line)].join("\n");
+}

@@ -35,6 +35,8 @@ import {
   progress,
   randomTestFile,
   ratio,
+  round,
+  table,
   tail,
   which,
   whole,
@@ -304,7 +306,6 @@ export interface Row {
   ratioToPython?: number | null;
 }
 
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
 const mib = (kib: number | null) => (kib === null ? null : round(kib / 1024, 1));
 
 function summarize(row: Row): RowSummary {
@@ -334,24 +335,6 @@ function fmtMiB(x: number | null | undefined): string {
 
 function fmtMs(seconds: number | null | undefined): string {
   return seconds === null || seconds === undefined ? "-" : (seconds * 1000).toFixed(1);
-}
-
-/** A plain text table: first row is the header; a shorter row's last cell spans the rest. */
-export function table(rows: string[][], rightAligned: Set<number>): string {
-  const n = rows[0].length;
-  const widths = rows[0].map((_, i) =>
-    Math.max(...rows.filter((r) => r.length === n || i < r.length - 1).map((r) => (r[i] ?? "").length))
-  );
-  const line = (r: string[]) =>
-    r.map((c, i) =>
-      r.length < n && i === r.length - 1
-        ? c
-        : rightAligned.has(i)
-        ? c.padStart(widths[i])
-        : c.padEnd(widths[i])
-    ).join("  ").trimEnd();
-  const rule = widths.map((w) => "-".repeat(w)).join("  ");
-  return [line(rows[0]), rule, ...rows.slice(1).map(line)].join("\n");
 }
 
 // ---------------------------------------------------------- the files ----
@@ -828,28 +811,13 @@ export async function main(argv: string[]): Promise<number> {
     ];
   }
 
-  const cpuModel = /model name\s*:\s*(.+)/.exec(await readProc("/proc/cpuinfo"))?.[1]?.trim() ?? "unknown";
   const machine = {
-    cpus: navigator.hardwareConcurrency,
-    cpuModel,
-    kernel: (await readProc("/proc/sys/kernel/osrelease")).trim() || "unknown",
-    loadavgAtStart: (await readProc("/proc/loadavg")).trim().split(" ").slice(0, 3).join(" "),
+    ...await children.machine(),
     tcpRmem: (await readProc("/proc/sys/net/ipv4/tcp_rmem")).trim().replace(/\s+/g, " ") || null,
     tcpWmem: (await readProc("/proc/sys/net/ipv4/tcp_wmem")).trim().replace(/\s+/g, " ") || null,
-    benchRuntime: `${runtime.name} ${runtime.version}`,
   };
-
-  // Which code was measured: the commit, and what had uncommitted changes.
-  const git = startChild("git", ["git", "-C", ROOT, "status", "--porcelain", "--branch", "-uno"], 10000);
-  const head = startChild("git", ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], 10000);
-  const [gitEnded, headEnded] = await Promise.all([git.ended, head.ended]);
-  const changed = gitEnded.code === 0
-    ? git.out.stdout.split("\n").slice(1).map((l) => l.slice(3).trim()).filter((l) => l !== "")
-    : [];
-  const code = {
-    commit: headEnded.code === 0 ? head.out.stdout.trim() : "unknown (no git repository)",
-    uncommitted: changed,
-  };
+  const { cpuModel } = machine;
+  const code = await children.measuredCode();
 
   const ours = new Map<string, Ours>();
   const oursSkip = new Map<string, string>();

@@ -33,6 +33,8 @@ import {
   progress,
   randomTestFile,
   ratio,
+  round,
+  table,
   tail,
   which,
   whole,
@@ -151,26 +153,6 @@ function summarize(row: Row): RowSummary {
     maxMBps: mbps.length ? Math.max(...mbps) : null,
     medianSeconds: median(good.map((r) => r.seconds as number)),
   };
-}
-
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
-
-/** A plain text table: first row is the header; a shorter row's last cell spans the rest. */
-function table(rows: string[][], rightAligned: Set<number>): string {
-  const n = rows[0].length;
-  const widths = rows[0].map((_, i) =>
-    Math.max(...rows.filter((r) => r.length === n || i < r.length - 1).map((r) => (r[i] ?? "").length))
-  );
-  const line = (r: string[]) =>
-    r.map((c, i) =>
-      r.length < n && i === r.length - 1
-        ? c
-        : rightAligned.has(i)
-        ? c.padStart(widths[i])
-        : c.padEnd(widths[i])
-    ).join("  ").trimEnd();
-  const rule = widths.map((w) => "-".repeat(w)).join("  ");
-  return [line(rows[0]), rule, ...rows.slice(1).map(line)].join("\n");
 }
 
 // ---------------------------------------------------------- the file ----
@@ -669,28 +651,13 @@ export async function main(argv: string[]): Promise<number> {
   const benchDir = join(ROOT, "results", "bench");
   fs.mkdirSync(benchDir, { recursive: true });
 
-  const cpuModel = /model name\s*:\s*(.+)/.exec(await readProc("/proc/cpuinfo"))?.[1]?.trim() ?? "unknown";
   const machine = {
-    cpus: navigator.hardwareConcurrency,
-    cpuModel,
-    kernel: (await readProc("/proc/sys/kernel/osrelease")).trim() || "unknown",
-    loadavgAtStart: (await readProc("/proc/loadavg")).trim().split(" ").slice(0, 3).join(" "),
+    ...await children.machine(),
     rmemMax: Number((await readProc("/proc/sys/net/core/rmem_max")).trim()) || null,
     wmemMax: Number((await readProc("/proc/sys/net/core/wmem_max")).trim()) || null,
-    benchRuntime: `${runtime.name} ${runtime.version}`,
   };
-
-  // Which code was measured: the commit, and whether the protocol code had uncommitted changes.
-  const git = startChild("git", ["git", "-C", ROOT, "status", "--porcelain", "--branch", "-uno"], 10000);
-  const head = startChild("git", ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], 10000);
-  const [gitEnded, headEnded] = await Promise.all([git.ended, head.ended]);
-  const changed = gitEnded.code === 0
-    ? git.out.stdout.split("\n").slice(1).map((l) => l.slice(3).trim()).filter((l) => l !== "")
-    : [];
-  const code = {
-    commit: headEnded.code === 0 ? head.out.stdout.trim() : "unknown (no git repository)",
-    uncommitted: changed,
-  };
+  const { cpuModel } = machine;
+  const code = await children.measuredCode();
   const rts: Rt[] = [];
   const rtSkip = new Map<string, string>();
   for (const name of runtimeNames) {
