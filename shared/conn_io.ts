@@ -25,24 +25,23 @@ export class BufferedReader {
   #eof = false;
   #total = 0;
 
-  /** Wraps `conn` with a buffer of `capacity` bytes. */
-  constructor(conn: Conn, capacity: number) {
-    this.#conn = conn;
-    this.#buffer = new Uint8Array(capacity);
-  }
-
-  /** The buffer's size: the most a {@linkcode peek} can ask for. */
-  get capacity(): number {
-    return this.#buffer.length;
-  }
+  #maxCapacity: number;
 
   /**
-   * Grows the buffer to at least `capacity` bytes, keeping what is buffered.
-   * Lets a server start every connection small (a port scan or a tiny file
-   * never costs a big buffer) and grow once a transfer turns out to be large.
-   * Invalidates views handed out before.
+   * Wraps `conn` with a buffer of `capacity` bytes that may grow up to
+   * `maxCapacity`: once the stream has filled the first buffer (a large
+   * transfer), or when a {@linkcode peek} needs more. A server can so start
+   * every connection small (a port scan or a tiny file never costs a big
+   * buffer) and still read a large transfer in big blocks.
    */
-  grow(capacity: number): void {
+  constructor(conn: Conn, capacity: number, maxCapacity: number = capacity) {
+    this.#conn = conn;
+    this.#buffer = new Uint8Array(capacity);
+    this.#maxCapacity = Math.max(capacity, maxCapacity);
+  }
+
+  /** Grows the buffer to `capacity` bytes, keeping what is buffered (views handed out before are invalid). */
+  #grow(capacity: number): void {
     if (capacity <= this.#buffer.length) return;
     const bigger = new Uint8Array(capacity);
     bigger.set(this.#buffer.subarray(this.#start, this.#end));
@@ -69,6 +68,7 @@ export class BufferedReader {
   /** Reads once from the connection into free space; returns false at EOF. */
   async #fill(): Promise<boolean> {
     if (this.#eof) return false;
+    if (this.#total >= this.#buffer.length) this.#grow(this.#maxCapacity); // a large stream
     if (this.#start > 0 && (this.#end === this.#buffer.length || this.#start === this.#end)) {
       this.#buffer.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
@@ -90,6 +90,7 @@ export class BufferedReader {
    * view of everything buffered, without taking it.
    */
   async peek(n: number): Promise<Uint8Array> {
+    if (n > this.#buffer.length && n <= this.#maxCapacity) this.#grow(n);
     if (n > this.#buffer.length) {
       throw new RangeError(`cannot peek ${n} bytes with a ${this.#buffer.length}-byte buffer`);
     }

@@ -114,6 +114,9 @@ export interface TcpServeOptions {
   hashWorkers?: number;
 }
 
+/** The read buffer every connection starts with (it grows for large transfers). */
+const SMALL_READ_BUFFER = 64 * 1024;
+
 /** The name classic TCP files are saved under, like the original server. */
 export const CLASSIC_TCP_NAME = "received_input.jpeg";
 const ZERO_DIGEST = new Uint8Array(DIGEST_SIZE);
@@ -307,10 +310,15 @@ async function handleConnection(conn: Conn, server: ServerState): Promise<boolea
   });
   // Every connection starts with a 64 KiB buffer (enough for any framed
   // header and handshake message), so thousands of probes or small files
-  // cost little; a large transfer grows it (bigReads) to reads of at least
-  // 1 MiB: one system call (and one file write) per megabyte rather than per
-  // --buffer, which is what the original's 4 KiB receive size cost it.
-  const reader = new BufferedReader(conn, SMALL_READ_BUFFER);
+  // cost little; a large transfer grows it to reads of at least 1 MiB: one
+  // system call (and one file write) per megabyte rather than per --buffer,
+  // which is what the original's 4 KiB receive size cost it; and room for a
+  // whole authenticated record, which is written only once its tag is checked.
+  const reader = new BufferedReader(
+    conn,
+    SMALL_READ_BUFFER,
+    Math.max(options.buffer, MAX_RECORD_PAYLOAD + RECORD_OVERHEAD),
+  );
   const c: Connection = { server, conn, reader, from, watchdog, framed: false };
   try {
     const prefix = await reader.peek(FRAMED_MAGIC.length);
@@ -627,7 +635,6 @@ async function receiveRaw(
   size: number,
 ): Promise<Uint8Array> {
   const progress = progressReporter(c, size);
-  const start = file.written;
   while (file.written < size) {
     progress(file.written);
     const chunk = await c.reader.chunk(size - file.written);
@@ -640,7 +647,6 @@ async function receiveRaw(
     c.watchdog.touch();
     file.append(chunk);
     hash.update(chunk);
-    if (file.written - start >= SMALL_READ_BUFFER) bigReads(c);
   }
   const trailer = await c.reader.peek(DIGEST_SIZE);
   if (trailer.length < DIGEST_SIZE) {
@@ -670,7 +676,6 @@ async function receiveRecords(
     progress(file.written);
     const start = file.written;
     const length = await readClientMessage(c, (b) => parseRecordHeader(b, size - start), `record ${index}`);
-    if (length + SESSION_TAG_SIZE > c.reader.capacity) bigReads(c);
     const body = await c.reader.peek(length + SESSION_TAG_SIZE);
     if (body.length < length + SESSION_TAG_SIZE) {
       throw new TransferFailure(
@@ -719,18 +724,6 @@ async function receiveRecords(
   return expected;
 }
 
-/** The read buffer every connection starts with. */
-const SMALL_READ_BUFFER = 64 * 1024;
-
-/**
- * Grows the connection's read buffer for a large transfer: 1 MiB reads (or
- * `--buffer`, if larger), and room for a whole authenticated record, which is
- * written only once its tag is checked.
- */
-function bigReads(c: Connection): void {
-  c.reader.grow(Math.max(c.server.options.buffer, MAX_RECORD_PAYLOAD + RECORD_OVERHEAD));
-}
-
 async function receiveClassic(c: Connection): Promise<void> {
   const { options, emit } = c.server;
   if (options.psk) {
@@ -754,7 +747,6 @@ async function receiveClassic(c: Connection): Promise<void> {
       );
     }
     file.append(chunk);
-    if (file.written >= SMALL_READ_BUFFER) bigReads(c); // a large stream: 1 MiB reads from now on
   }
   const bytes = file.written;
   const seconds = watch.elapsed();
