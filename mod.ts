@@ -84,8 +84,18 @@ export {
   prunePartials,
 } from "./shared/partials.ts";
 export {
+  type ContentHash,
+  createContentHash,
+  DIGEST_FIELD_SIZE,
+  DIGEST_NAMES,
+  digestField,
+  digestLabel,
+  type DigestName,
+  sha256Hash,
+} from "./shared/digest.ts";
+export {
   defaultHashWorkers,
-  InlineSha256,
+  InlineHash,
   OFFLOAD_THRESHOLD,
   OffloadedSha256,
   Sha256Offloader,

@@ -9,6 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { loadPsk } from "./auth.ts";
+import { DIGEST_NAMES, type DigestName } from "./digest.ts";
 import { describeError, ExitCode, usageError } from "./errors.ts";
 import { ProgressBar } from "./progress.ts";
 import { runtime } from "./runtime.ts";
@@ -113,6 +114,13 @@ export function parseSeconds(value: string, flag: string): number {
     throw usageError(`--${flag} must be a positive number of seconds, got '${value}'`);
   }
   return seconds * 1000;
+}
+
+/** Parses `--digest NAME`: one of {@linkcode DIGEST_NAMES}. */
+export function parseDigest(value: string): DigestName {
+  const name = DIGEST_NAMES.find((n) => n === value.trim().toLowerCase());
+  if (!name) throw usageError(`--digest must be ${DIGEST_NAMES.join(" or ")}, got '${value}'`);
+  return name;
 }
 
 /** Parses `--keep-partials DAYS` (a positive number, fractions allowed) into milliseconds. */

@@ -92,6 +92,8 @@ export interface TransferSummary {
   response: string;
   /** SHA-256 of the file as sent (hex), when computed. */
   sha256?: string;
+  /** XXH3-128 of the file as sent (hex), when the transfer used that digest (`--digest xxh128`). */
+  xxh128?: string;
   /** Whether the server's digest matched ours (framed TCP only). */
   verified?: boolean;
   /** With `--resume`: bytes not sent because the server already held them (0 when none). */

@@ -22,6 +22,8 @@
  * @module
  */
 
+import type { DigestName } from "./digest.ts";
+
 /** Raised when bytes on the wire do not follow a format. */
 export class ProtocolError extends Error {
   /** Creates a protocol error with a user-facing message. */
@@ -412,8 +414,27 @@ export const SessionFlags = {
   KEY: 0x01,
   /** The client asks what the server already holds of this file. */
   RESUME: 0x02,
+  /**
+   * The digest fields (offer, trailer, reply) carry an XXH3-128, zero-padded
+   * to 32 bytes, instead of a SHA-256. Never with {@linkcode SessionFlags.KEY}:
+   * a key's tags need a cryptographic hash.
+   */
+  XXH128: 0x04,
 } as const;
-const KNOWN_SESSION_FLAGS = SessionFlags.KEY | SessionFlags.RESUME;
+const KNOWN_SESSION_FLAGS = SessionFlags.KEY | SessionFlags.RESUME | SessionFlags.XXH128;
+
+/** The digest algorithm a session's `flags` ask for. */
+export function sessionDigest(flags: number): DigestName {
+  return flags & SessionFlags.XXH128 ? "xxh128" : "sha256";
+}
+
+function checkFlags(flags: number): string | undefined {
+  if ((flags & ~KNOWN_SESSION_FLAGS) !== 0) return `unknown flags ${flags}`;
+  if ((flags & SessionFlags.KEY) && (flags & SessionFlags.XXH128)) {
+    return "a keyed session must use SHA-256, not XXH3-128";
+  }
+  return undefined;
+}
 
 /** Size of a client or server nonce (as `NONCE_SIZE` in shared/auth.ts). */
 export const SESSION_NONCE_SIZE = 32;
@@ -505,7 +526,8 @@ export function encodeSessionRequest(request: {
 }): Uint8Array {
   checkSize(request.size);
   checkBytes(request.clientNonce, SESSION_NONCE_SIZE, "the client nonce");
-  if ((request.flags & ~KNOWN_SESSION_FLAGS) !== 0) throw new RangeError(`unknown flags ${request.flags}`);
+  const bad = checkFlags(request.flags);
+  if (bad) throw new RangeError(bad);
   const name = encoder.encode(request.name);
   if (name.length === 0 || name.length > MAX_NAME_BYTES) {
     throw new RangeError(`file name must be 1-${MAX_NAME_BYTES} UTF-8 bytes`);
@@ -546,7 +568,8 @@ export function parseFramedRequest(bytes: Uint8Array): ParseResult<FramedRequest
   if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(`declared size ${size} is too large`);
   if (bytes.length < SESSION_REQUEST_FIXED_SIZE) return { need: SESSION_REQUEST_FIXED_SIZE };
   const flags = bytes[20];
-  if ((flags & ~KNOWN_SESSION_FLAGS) !== 0) throw new ProtocolError(`unknown request flags ${flags}`);
+  const bad = checkFlags(flags);
+  if (bad) throw new ProtocolError(`request: ${bad}`);
   const total = SESSION_REQUEST_FIXED_SIZE + nameLength;
   if (bytes.length < total) return { need: total };
   let name: string;

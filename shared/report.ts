@@ -97,7 +97,7 @@ export function summaryRows(s: TransferSummary): SummaryRow[] {
   if (s.resumedBytes !== undefined) {
     rows.push(["Resumed", `skipped ${groupDigits(s.resumedBytes)} bytes already on the server`]);
   }
-  const verified = s.verified ? ", SHA-256 verified by the server" : "";
+  const verified = s.verified ? `, ${s.xxh128 ? "XXH3-128" : "SHA-256"} verified by the server` : "";
   const keyed = s.authenticated ? ", authenticated with the pre-shared key" : "";
   rows.push(["Mode", `${s.mode}${verified}${keyed}`]);
   rows.push(["Status", s.status]);
@@ -139,6 +139,7 @@ export function printSummary(out: Output, s: TransferSummary): void {
       status,
       response,
       sha256: s.sha256,
+      xxh128: s.xxh128,
       verified: s.verified,
       resumedBytes: s.resumedBytes,
       authenticated: s.authenticated,
@@ -147,7 +148,10 @@ export function printSummary(out: Output, s: TransferSummary): void {
     return;
   }
   out.endProgress("send");
-  if (s.verified) out.log(`[*] Verified: the server's SHA-256 matches (${s.sha256})`);
+  if (s.verified) {
+    const [label, hex] = s.xxh128 ? ["XXH3-128", s.xxh128] : ["SHA-256", s.sha256];
+    out.log(`[*] Verified: the server's ${label} matches (${hex})`);
+  }
   out.result("");
   out.result(formatSummary(`${s.transport.toUpperCase()} Transfer Summary`, summaryRows(s)));
   out.log(s.transport === "tcp" ? "[*] Connection closed." : "[*] Socket closed.");
@@ -208,7 +212,11 @@ export function printServerEvent(out: Output, event: ServerEvent): void {
       out.endProgress(event.from);
       if (event.complete) {
         out.result(`[*] File received and saved as '${event.path}'.`);
-        if (event.verified) out.log(`[*] SHA-256 verified: ${event.sha256}`);
+        if (event.verified) {
+          out.log(
+            event.xxh128 ? `[*] XXH3-128 verified: ${event.xxh128}` : `[*] SHA-256 verified: ${event.sha256}`,
+          );
+        }
         if (event.resumedBytes) {
           out.log(
             `[*] Resumed: ${groupDigits(event.resumedBytes)} bytes were already here from an earlier attempt`,

@@ -19,8 +19,13 @@ export interface ReceivedEvent {
   path: string;
   /** Bytes saved. */
   bytes: number;
-  /** SHA-256 (hex) of the saved bytes. */
-  sha256: string;
+  /**
+   * SHA-256 (hex) of the saved bytes; absent only when a framed TCP sender
+   * chose XXH3-128 (`--digest xxh128`), which `xxh128` then carries.
+   */
+  sha256?: string;
+  /** XXH3-128 (hex) of the saved bytes, for a framed TCP transfer with `--digest xxh128`. */
+  xxh128?: string;
   /** Whether the file is whole (and, for framed TCP, verified). */
   complete: boolean;
   /** Whether the sender's digest was checked and matched (framed TCP only). */

@@ -17,9 +17,9 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import { type ContentHash, sha256Hash } from "./digest.ts";
 
-/** A running SHA-256 over bytes given in order. */
+/** A running digest (SHA-256, or another {@linkcode ContentHash} inline) over bytes given in order. */
 export interface StreamHash {
   /** Adds `data` (which the caller may reuse as soon as this returns). */
   update(data: Uint8Array): void;
@@ -30,7 +30,7 @@ export interface StreamHash {
   /** Whether the hashing runs on a worker thread. */
   readonly offloaded: boolean;
   /**
-   * The SHA-256 of the bytes added so far, without ending the hash (inline
+   * The digest of the bytes added so far, without ending the hash (inline
    * hashes only: `undefined` on a worker thread).
    */
   running?(): Uint8Array;
@@ -196,14 +196,14 @@ export class OffloadedSha256 implements StreamHash {
   }
 }
 
-/** A {@linkcode StreamHash} hashing on the calling thread. */
-export class InlineSha256 implements StreamHash {
+/** A {@linkcode StreamHash} hashing on the calling thread, with any {@linkcode ContentHash}. */
+export class InlineHash implements StreamHash {
   readonly offloaded = false;
-  #hash: Hash | undefined;
+  #hash: ContentHash | undefined;
 
-  /** Starts a new SHA-256, or continues `state` (e.g. after a resumed prefix). */
-  constructor(state?: Hash) {
-    this.#hash = state ?? createHash("sha256");
+  /** Starts a new SHA-256, or continues `state` (another algorithm, or after a resumed prefix). */
+  constructor(state?: ContentHash) {
+    this.#hash = state ?? sha256Hash();
   }
 
   /** Adds `data`. */
@@ -212,16 +212,16 @@ export class InlineSha256 implements StreamHash {
     this.#hash.update(data);
   }
 
-  /** The SHA-256 of the bytes added so far; the hash goes on. */
+  /** The digest of the bytes added so far; the hash goes on. */
   running(): Uint8Array {
     if (!this.#hash) throw new Error("hash already finished");
-    return new Uint8Array(this.#hash.copy().digest());
+    return this.#hash.peek();
   }
 
   /** The digest. */
   digest(): Promise<Uint8Array> {
     if (!this.#hash) return Promise.reject(new Error("hash already finished"));
-    const digest = new Uint8Array(this.#hash.digest());
+    const digest = this.#hash.digest();
     this.#hash = undefined;
     return Promise.resolve(digest);
   }
@@ -259,18 +259,23 @@ export class Sha256Offloader {
   }
 
   /**
-   * A hash for `remainingBytes` more bytes. `state` continues a SHA-256
-   * that already covers a prefix (a resumed transfer): its midstate cannot
-   * move to another thread, so it stays inline; so does a hash whose
-   * `running()` digest is `needed` (authenticated records tag it).
+   * A hash for `remainingBytes` more bytes. `state` continues a hash that
+   * already covers a prefix (a resumed transfer), or is of another
+   * algorithm than SHA-256: it stays inline (a midstate cannot move to
+   * another thread); so does a hash whose `running()` digest is `needed`
+   * (authenticated records tag it).
    */
-  async start(remainingBytes: number, state?: Hash, needed: { running?: boolean } = {}): Promise<StreamHash> {
+  async start(
+    remainingBytes: number,
+    state?: ContentHash,
+    needed: { running?: boolean } = {},
+  ): Promise<StreamHash> {
     if (
       state !== undefined || needed.running || remainingBytes < OFFLOAD_THRESHOLD ||
       this.#busy >= this.#maxWorkers ||
       typeof Worker !== "function"
     ) {
-      return new InlineSha256(state);
+      return new InlineHash(state);
     }
     this.#busy++;
     let hasher: OffloadedSha256;
@@ -278,7 +283,7 @@ export class Sha256Offloader {
       hasher = await OffloadedSha256.start();
     } catch {
       this.#busy--;
-      return new InlineSha256();
+      return new InlineHash();
     }
     let released = false;
     const release = () => {

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { createHash, createHmac, type Hash } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { availableParallelism } from "node:os";
 import {
   concatBytes,
@@ -26,6 +26,13 @@ import {
   WRONG_KEY,
 } from "../shared/auth.ts";
 import { BufferedReader, lingerClose, writeAll } from "../shared/conn_io.ts";
+import {
+  type ContentHash,
+  createContentHash,
+  digestField,
+  digestLabel,
+  type DigestName,
+} from "../shared/digest.ts";
 import { CliError, describeError, ExitCode, withContext } from "../shared/errors.ts";
 import {
   checkOutputDir,
@@ -60,6 +67,7 @@ import {
   recordTagPrefix,
   SEALED_TRAILER_SIZE,
   SESSION_TAG_SIZE,
+  sessionDigest,
   SessionFlags,
   type SessionOffer,
   toHex,
@@ -513,34 +521,43 @@ function openFile(c: Connection, name: string, size: number): ReceivingFile {
 
 /**
  * The server's offer for a `--resume` request: the partial's length and the
- * SHA-256 of its bytes, hashed in blocks that let other clients be served.
- * Returns the offer and the hash state after those bytes.
+ * digest (of the session's algorithm) of its bytes, hashed in blocks that
+ * let other clients be served. Returns the offer and the hash state after
+ * those bytes.
  */
-async function offerPartial(c: Connection, file: ReceivingFile, size: number): Promise<[SessionOffer, Hash]> {
-  const hash = createHash("sha256");
+async function offerPartial(
+  c: Connection,
+  file: ReceivingFile,
+  size: number,
+  algorithm: DigestName,
+): Promise<[SessionOffer, ContentHash]> {
+  const hash = await createContentHash(algorithm);
   const held = file.existingBytes;
   if (!file.resumable || held === 0 || held > size) return [{ bytes: 0, digest: ZERO_DIGEST }, hash];
   if (!await hashPrefix(file, held, hash, () => c.watchdog.touch())) {
-    return [{ bytes: 0, digest: ZERO_DIGEST }, createHash("sha256")];
+    return [{ bytes: 0, digest: ZERO_DIGEST }, await createContentHash(algorithm)];
   }
-  return [{ bytes: held, digest: new Uint8Array(hash.copy().digest()) }, hash];
+  return [{ bytes: held, digest: digestField(hash.peek()) }, hash];
 }
 
 /**
  * Opens the data phase of a version-2 session: sends the accept (with the
  * offer for `--resume`; under a key its tags are on from here), reads the
- * start message and positions the file there. Returns the SHA-256 state
- * of the bytes before the start.
+ * start message and positions the file there. Returns the hash state of
+ * the bytes before the start (a fresh hash when it is byte 0).
  */
 async function startSession(
   c: Connection,
   request: FramedRequest,
   file: ReceivingFile,
   keys: SessionKeys | undefined,
-): Promise<Hash> {
+): Promise<ContentHash> {
+  const algorithm = sessionDigest(request.flags);
   let offer: SessionOffer = { bytes: 0, digest: ZERO_DIGEST };
-  let hash = createHash("sha256");
-  if (request.flags & SessionFlags.RESUME) [offer, hash] = await offerPartial(c, file, request.size);
+  let hash: ContentHash | undefined;
+  if (request.flags & SessionFlags.RESUME) {
+    [offer, hash] = await offerPartial(c, file, request.size, algorithm);
+  }
   await writeAll(c.conn, encodeAccept(offer, keys ? (b) => keys.toClient.tag(b) : undefined));
   c.keys = keys;
   const start = await readClientMessage(c, parseStart, "the start message");
@@ -553,7 +570,7 @@ async function startSession(
     );
   }
   file.resumeAt(start.offset);
-  return start.offset === 0 ? createHash("sha256") : hash;
+  return start.offset !== 0 && hash ? hash : await createContentHash(algorithm);
 }
 
 async function receiveFramed(c: Connection): Promise<void> {
@@ -569,13 +586,15 @@ async function receiveFramed(c: Connection): Promise<void> {
   const keys = options.psk ? await authenticate(c, request, raw!) : undefined;
   const watch = new Stopwatch();
   const file = c.file = openFile(c, name, request.size);
-  let hash = createHash("sha256");
+  const algorithm = sessionDigest(request.flags);
+  let hash: ContentHash | undefined;
   if (session) hash = await startSession(c, request, file, keys);
   else file.resumeAt(0);
   const resumedBytes = file.written;
   const stream = await c.server.offloader.start(
     request.size - resumedBytes,
-    resumedBytes > 0 ? hash : undefined,
+    // A resumed prefix's state, or another algorithm than SHA-256, stays inline.
+    resumedBytes > 0 || algorithm !== "sha256" ? hash : undefined,
     { running: keys !== undefined },
   );
   let expected: Uint8Array;
@@ -588,10 +607,14 @@ async function receiveFramed(c: Connection): Promise<void> {
   } finally {
     stream.close();
   }
-  if (toHex(expected) !== toHex(digest)) {
+  const field = digestField(digest);
+  if (toHex(expected) !== toHex(field)) {
+    const sent = toHex(expected.subarray(0, digest.length));
     throw new TransferFailure(
       FramedStatus.DIGEST_MISMATCH,
-      `MISMATCH: SHA-256 of the received bytes is ${toHex(digest)}, the sender's is ${toHex(expected)}`,
+      `MISMATCH: ${digestLabel(algorithm)} of the received bytes is ${
+        toHex(digest)
+      }, the sender's is ${sent}`,
     );
   }
   const path = file.commit(receivedName("tcp", name), options.overwrite);
@@ -601,7 +624,7 @@ async function receiveFramed(c: Connection): Promise<void> {
     mode: "framed",
     path,
     bytes: request.size,
-    sha256: toHex(digest),
+    [algorithm]: toHex(digest),
     complete: true,
     verified: true,
     from: c.from,
@@ -612,7 +635,7 @@ async function receiveFramed(c: Connection): Promise<void> {
   const text = CLASSIC_TCP_REPLY;
   await writeAll(
     c.conn,
-    replyBytes(c, { status: FramedStatus.OK, bytes: request.size, digest, message: text }),
+    replyBytes(c, { status: FramedStatus.OK, bytes: request.size, digest: field, message: text }),
   );
   emit({ event: "reply", transport: "tcp", to: c.from, text });
 }
@@ -650,7 +673,7 @@ async function receiveRaw(
   }
   const trailer = await c.reader.peek(DIGEST_SIZE);
   if (trailer.length < DIGEST_SIZE) {
-    throw new TransferFailure(FramedStatus.SHORT, "INCOMPLETE: stream ended before the SHA-256 trailer");
+    throw new TransferFailure(FramedStatus.SHORT, "INCOMPLETE: stream ended before the digest trailer");
   }
   const expected = trailer.slice(0, DIGEST_SIZE);
   c.reader.skip(DIGEST_SIZE);

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { Hash } from "node:crypto";
 import { Authenticator, sessionKey } from "../shared/auth.ts";
 import type { BufferedReader } from "../shared/conn_io.ts";
+import type { ContentHash } from "../shared/digest.ts";
 import type { ParseResult } from "../shared/protocol.ts";
 
 /** The two authenticators of a keyed session, one per direction. */
@@ -62,7 +62,7 @@ export async function readFrame<T>(
 export async function hashPrefix(
   source: { readAt(buffer: Uint8Array, position: number): number },
   length: number,
-  hash: Hash,
+  hash: ContentHash,
   onBlock: () => void = () => {},
 ): Promise<boolean> {
   const block = new Uint8Array(Math.min(1 << 20, Math.max(1, length)));

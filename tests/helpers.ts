@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -596,4 +597,59 @@ export function sleep(ms: number): Promise<void> {
 /** The runtime to run clients on against a server on `rt`: the other one when both are installed. */
 export function otherThan(rt: RuntimeInfo): RuntimeInfo {
   return runtimes().find((r) => r.name !== rt.name) ?? rt;
+}
+
+/** A loopback TCP proxy in front of a server that records what clients send and may flip one byte. */
+export interface TcpProxy {
+  port: number;
+  /** Everything clients sent, in order, as received (before any flip). */
+  clientBytes(): Uint8Array;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a {@linkcode TcpProxy} to `127.0.0.1:target`; when `flipAt` is
+ * given, the byte at that offset of the clients' stream is XORed with 1.
+ */
+export function startTcpProxy(target: number, flipAt?: number): Promise<TcpProxy> {
+  const chunks: Uint8Array[] = [];
+  let seen = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = net.connect({ port: target, host: "127.0.0.1", allowHalfOpen: true });
+    sockets.add(client);
+    sockets.add(upstream);
+    let open = true; // upstream still takes data
+    client.on("data", (d: Uint8Array) => {
+      const bytes = new Uint8Array(d); // a copy
+      chunks.push(bytes.slice());
+      if (flipAt !== undefined && flipAt >= seen && flipAt < seen + bytes.length) {
+        bytes[flipAt - seen] ^= 0x01;
+      }
+      seen += bytes.length;
+      if (open) upstream.write(bytes);
+    });
+    client.on("end", () => open && upstream.end());
+    client.on("error", () => upstream.destroy());
+    upstream.on("data", (d: Uint8Array) => client.write(d));
+    upstream.on("end", () => client.end());
+    upstream.on("error", () => {
+      open = false;
+      client.end();
+    });
+    upstream.on("close", () => (open = false));
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        clientBytes: () => new Uint8Array(Buffer.concat(chunks)),
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
 }

@@ -8,12 +8,13 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { InlineSha256, OFFLOAD_THRESHOLD, OffloadedSha256, streamSha256 } from "../shared/sha256_offload.ts";
+import { InlineHash, OFFLOAD_THRESHOLD, OffloadedSha256, streamSha256 } from "../shared/sha256_offload.ts";
 import { seededRandom } from "../shared/rng.ts";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultHashWorkers, Sha256Offloader } from "../shared/sha256_offload.ts";
+import { createContentHash, sha256Hash } from "../shared/digest.ts";
 import { sendFileTcp } from "../tcp/send.ts";
 import { serveTcp } from "../tcp/serve.ts";
 
@@ -55,7 +56,7 @@ describe("streamSha256", () => {
   test("small streams hash inline", async () => {
     const h = await streamSha256(OFFLOAD_THRESHOLD - 1);
     assert.equal(h.offloaded, false);
-    assert.ok(h instanceof InlineSha256);
+    assert.ok(h instanceof InlineHash);
     h.update(new TextEncoder().encode("abc"));
     assert.equal(hex(await h.digest()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   });
@@ -77,7 +78,9 @@ describe("Sha256Offloader", () => {
     assert.equal(pool.busy, 1);
     await a.digest();
     assert.equal(pool.busy, 0, "released by digest()");
-    const c = await pool.start(OFFLOAD_THRESHOLD, createHash("sha256").update("prefix"));
+    const prefix = sha256Hash();
+    prefix.update(new TextEncoder().encode("prefix"));
+    const c = await pool.start(OFFLOAD_THRESHOLD, prefix);
     assert.equal(c.offloaded, false, "a resumed hash state cannot move to a worker");
     c.update(new TextEncoder().encode("rest"));
     assert.equal(hex(await c.digest()), createHash("sha256").update("prefixrest").digest("hex"));
@@ -86,6 +89,10 @@ describe("Sha256Offloader", () => {
     assert.equal(pool.busy, 0, "released by close()");
     b.close();
     assert.equal((await new Sha256Offloader(0).start(1 << 30)).offloaded, false);
+    const xxh = await pool.start(OFFLOAD_THRESHOLD, await createContentHash("xxh128"));
+    assert.equal(xxh.offloaded, false, "another algorithm than SHA-256 stays inline");
+    xxh.update(new TextEncoder().encode("abc"));
+    assert.equal(hex(await xxh.digest()), "06b05ab6733a618578af5f94892f3950");
   });
   test("default: no workers below 4 cores", () => {
     assert.equal(defaultHashWorkers(1), 0);

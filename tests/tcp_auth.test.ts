@@ -67,6 +67,7 @@ import {
   sha256File,
   sleep,
   startServer,
+  startTcpProxy,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
@@ -85,7 +86,8 @@ const digestOf = (fill: number) => new Uint8Array(32).fill(fill);
 
 describe("session messages (shared/protocol.ts)", () => {
   test("a session request round-trips for every flag combination, unicode names, sizes 0 and 2^53-1", () => {
-    for (const flags of [0, SessionFlags.KEY, SessionFlags.RESUME, SessionFlags.KEY | SessionFlags.RESUME]) {
+    const { KEY, RESUME, XXH128 } = SessionFlags;
+    for (const flags of [0, KEY, RESUME, KEY | RESUME, XXH128, XXH128 | RESUME]) {
       for (
         const [name, size] of [["input.jpeg", 61306], ["日本語 🎉.jpg", 0], [
           "z",
@@ -125,7 +127,7 @@ describe("session messages (shared/protocol.ts)", () => {
   test("malformed requests raise ProtocolError; the encoder refuses bad fields", () => {
     const good = encodeSessionRequest({ name: "a.bin", size: 5, flags: 1, clientNonce: nonce(1) });
     const unknownFlag = good.slice();
-    unknownFlag[20] = 0x04;
+    unknownFlag[20] = 0x08;
     assert.throws(() => parseFramedRequest(unknownFlag), ProtocolError);
     const noName = good.slice();
     noName[10] = 0;
@@ -295,59 +297,6 @@ describe("session messages (shared/protocol.ts)", () => {
   });
 });
 
-// ------------------------------------------------------------ a TCP proxy ----
-
-/** A loopback TCP proxy in front of a server that records what clients send and may flip one byte. */
-interface Proxy {
-  port: number;
-  /** Everything clients sent, in order, as received (before any flip). */
-  clientBytes(): Uint8Array;
-  close(): Promise<void>;
-}
-
-function startProxy(target: number, flipAt?: number): Promise<Proxy> {
-  const chunks: Uint8Array[] = [];
-  let seen = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    const upstream = net.connect({ port: target, host: "127.0.0.1", allowHalfOpen: true });
-    sockets.add(client);
-    sockets.add(upstream);
-    let open = true; // upstream still takes data
-    client.on("data", (d: Uint8Array) => {
-      const bytes = new Uint8Array(d); // a copy
-      chunks.push(bytes.slice());
-      if (flipAt !== undefined && flipAt >= seen && flipAt < seen + bytes.length) {
-        bytes[flipAt - seen] ^= 0x01;
-      }
-      seen += bytes.length;
-      if (open) upstream.write(bytes);
-    });
-    client.on("end", () => open && upstream.end());
-    client.on("error", () => upstream.destroy());
-    upstream.on("data", (d: Uint8Array) => client.write(d));
-    upstream.on("end", () => client.end());
-    upstream.on("error", () => {
-      open = false;
-      client.end();
-    });
-    upstream.on("close", () => (open = false));
-  });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      resolve({
-        port: (server.address() as net.AddressInfo).port,
-        clientBytes: () => new Uint8Array(Buffer.concat(chunks)),
-        close: () =>
-          new Promise<void>((done) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
-}
-
 /** Sends `bytes` on a new connection, half-closes, and returns everything the server sent back. */
 function exchange(port: number, bytes: Uint8Array, timeoutMs = 10000): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
@@ -493,7 +442,7 @@ for (const rt of RTS) {
       async () => {
         const out = freshDir();
         const srv = await startServer(rt, "tcp/server.ts", ["--out", out]);
-        const proxy = await startProxy(srv.port);
+        const proxy = await startTcpProxy(srv.port);
         try {
           const res = await runEntry(client, "tcp/client.ts", [
             "--port",
@@ -607,7 +556,7 @@ for (const rt of RTS) {
     }, async () => {
       const out = freshDir();
       let srv = await keyedServer(rt, out);
-      const proxy = await startProxy(srv.port);
+      const proxy = await startTcpProxy(srv.port);
       try {
         const res = await runEntry(client, "tcp/client.ts", [
           ...["--port", String(proxy.port), "--file", SAMPLE, "--psk", KEY, "--json"],
@@ -645,7 +594,7 @@ for (const rt of RTS) {
       const file = makeFile(src, "tamper.bin", size);
       const flipAt = 3 * MAX_RECORD_PAYLOAD + 123; // of the client's stream: inside the third record's payload
       const srv = await keyedServer(rt, out);
-      const proxy = await startProxy(srv.port, flipAt);
+      const proxy = await startTcpProxy(srv.port, flipAt);
       try {
         const res = await runEntry(client, "tcp/client.ts", [
           ...["--port", String(proxy.port), "--file", file, "--psk", KEY, "--json"],

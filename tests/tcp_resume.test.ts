@@ -219,16 +219,20 @@ async function leavePartial(
 for (const rt of RTS) {
   const client = otherThan(rt);
   describe(`${rt.name} server, ${client.name} client: --resume`, () => {
-    for (const keyed of [false, true]) {
-      const label = keyed ? "with a key" : "without a key";
-      const key = keyed ? ["--psk", KEY] : [];
+    const variants = [
+      { label: "without a key", key: [] as string[], digest: [] as string[] },
+      { label: "with a key", key: ["--psk", KEY], digest: [] },
+      { label: "with --digest xxh128", key: [], digest: ["--digest", "xxh128"] },
+    ];
+    for (const { label, key, digest } of variants) {
+      const keyed = key.length > 0;
       test(`${label}: a client killed mid-transfer, then --resume, sends only the rest`, {
         timeout: 120000,
       }, async () => {
         const out = freshDir();
         const file = makeFile(freshDir(), "big.bin", BIG);
         let srv = await startServer(rt, "tcp/server.ts", ["--out", out, ...key]);
-        const { proxy, sender } = await slowTransfer(client, srv, out, file, key);
+        const { proxy, sender } = await slowTransfer(client, srv, out, file, [...key, ...digest]);
         try {
           sender.child.kill("SIGKILL");
           await sender.exited;
@@ -248,8 +252,10 @@ for (const rt of RTS) {
             await srv.stop();
             srv = await startServer(rt, "tcp/server.ts", ["--out", out, ...key]);
           }
-          const summary = await resume(client, srv.port, file, key);
+          const summary = await resume(client, srv.port, file, [...key, ...digest]);
+          // The server's offer of its partial was checked with the session's digest.
           assert.equal(summary.resumedBytes, kept);
+          if (digest.length) assert.match(String(summary.xxh128), /^[0-9a-f]{32}$/);
           if (keyed) assert.equal(summary.authenticated, true);
           assert.deepEqual(listDir(out), ["received_big.bin"], "the partial must be gone");
           assert.equal(sha256File(join(out, "received_big.bin")), sha256File(file));
