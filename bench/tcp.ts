@@ -1,11 +1,12 @@
 /**
  * `bench:tcp`: file-to-file TCP throughput and peak memory on loopback, ours
- * (framed and classic, on Deno, on Bun and as compiled binaries) against the
- * peers (socat, nc, the original Python scripts, iperf3 as the ceiling), and
- * the start-to-finish time of sending the 61 KB sample image. A benchmark that
- * prints tables, not a test: it checks every received file's SHA-256, prints
- * the issue's targets and whether this run meets them, and writes every raw
- * run to `results/bench-tcp.json` (chart: `results/bench-tcp.svg`).
+ * (framed with SHA-256, framed with XXH3-128 and classic, on Deno, on Bun and
+ * as compiled binaries) against the peers (socat, nc, the original Python
+ * scripts, iperf3 as the ceiling), and the start-to-finish time of sending
+ * the 61 KB sample image. A benchmark that prints tables, not a test: it
+ * checks every received file's SHA-256, prints the issue's targets and whether
+ * this run meets them, and writes every raw run to `results/bench-tcp.json`
+ * (chart: `results/bench-tcp.svg`).
  *
  * ```sh
  * deno task bench:tcp                 # 64 MiB and 1 GiB, 3 runs: about 10 minutes on the 2-core VM
@@ -50,12 +51,14 @@ export const HELP = `Usage: bench-tcp [options]
 Measures file-to-file TCP transfers on loopback (127.0.0.1 only) and prints
 one table per file size, then the small-image table and the targets:
 
- 1. Throughput, for each --sizes file (random bytes): ours, framed and
-    --classic, at each --buffers size (server and client both), with server
-    and client on Deno (deno run, narrow permissions), on Bun, and as the
-    compiled binaries dist/imgxfer-tcp-server and -client; socat -u with its
-    default 8 KiB blocks and with -b 131072; nc (OpenBSD: nc -l / nc -N); the
-    original Python scripts (tests/peers/tcp_server.py and tcp_client.py,
+ 1. Throughput, for each --sizes file (random bytes): ours in each --modes
+    (framed: end-to-end SHA-256, the default; framed-xxh128: framed with the
+    client's --digest xxh128; classic: --classic), at each --buffers size
+    (server and client both), with server and client on Deno (deno run,
+    narrow permissions), on Bun, and as the compiled binaries
+    dist/imgxfer-tcp-server and -client; socat -u with its default 8 KiB
+    blocks and with -b 131072; nc (OpenBSD: nc -l / nc -N); the original
+    Python scripts (tests/peers/tcp_server.py and tcp_client.py,
     --buffer 4096); and iperf3 TCP memory to memory (-t 3) as the ceiling.
  2. Small image: start-to-finish time of sending input.jpeg (61,306 bytes):
     ours (framed, default flags) on Deno, on Bun and compiled; the Python
@@ -76,6 +79,8 @@ Options:
   --runs N           runs per throughput row (default 3; --quick 1)
   --small-runs N     runs per small-image row (default max(5, --runs); --quick 3)
   --runtimes LIST    deno,bun,compiled (default all three)
+  --modes LIST       our throughput modes: classic,framed,framed-xxh128
+                     (default all three; the small image is always framed)
   --peers LIST       socat,nc,python,iperf3 (default all; "none")
   --sections LIST    throughput,small (default both)
   --rss MODE         auto (/usr/bin/time, else /proc polling), time, proc, off
@@ -292,7 +297,7 @@ export interface Row {
   bytes: number;
   tool: Tool;
   runtime?: "deno" | "bun" | "compiled";
-  mode?: "framed" | "classic";
+  mode?: OurMode;
   buffer?: number;
   label: string;
   command?: string;
@@ -518,8 +523,21 @@ async function runJob(
   }
 }
 
-/** Our server and client, framed or classic, at `buffer` (both ends). */
-function ourJob(ours: Ours, file: TestFile, rx: string, mode: "framed" | "classic", buffer?: number): Job {
+/**
+ * Our transfer modes, in table order: the row label, the client flags (the
+ * server needs none), and the issue's throughput target, a multiple of socat
+ * -b's MB/s (framed: "with its end-to-end digest ≥ 0.8×", either digest).
+ */
+const OUR_MODES = {
+  framed: { label: "framed (SHA-256)", clientArgs: [], target: 0.8 },
+  "framed-xxh128": { label: "framed (XXH3-128)", clientArgs: ["--digest", "xxh128"], target: 0.8 },
+  classic: { label: "classic", clientArgs: ["--classic"], target: 1.0 },
+} as const satisfies Record<string, { label: string; clientArgs: readonly string[]; target: number }>;
+type OurMode = keyof typeof OUR_MODES;
+const OUR_MODE_NAMES = Object.keys(OUR_MODES) as OurMode[];
+
+/** Our server and client in `mode` at `buffer` (both ends). */
+function ourJob(ours: Ours, file: TestFile, rx: string, mode: OurMode, buffer?: number): Job {
   const bufferArgs = buffer === undefined ? [] : ["--buffer", String(buffer)];
   return {
     receiver: {
@@ -538,7 +556,7 @@ function ourJob(ours: Ours, file: TestFile, rx: string, mode: "framed" | "classi
         [
           ...["--host", "127.0.0.1", "--port", String(port), "--file", file.path, "--json"],
           ...bufferArgs,
-          ...(mode === "classic" ? ["--classic"] : []),
+          ...OUR_MODES[mode].clientArgs,
         ],
         [`--allow-net=127.0.0.1:${port}`, `--allow-read=${file.path}`],
       ),
@@ -743,6 +761,7 @@ export async function main(argv: string[]): Promise<number> {
     runs: { type: "string" },
     "small-runs": { type: "string" },
     runtimes: { type: "string", default: OUR_NAMES.join(",") },
+    modes: { type: "string", default: OUR_MODE_NAMES.join(",") },
     peers: { type: "string", default: PEER_NAMES.join(",") },
     sections: { type: "string", default: "throughput,small" },
     rss: { type: "string", default: "auto" },
@@ -765,6 +784,8 @@ export async function main(argv: string[]): Promise<number> {
     100,
   );
   const ourNames = list(String(flags.runtimes), "runtimes").map((r) => oneOf(r, "runtimes", OUR_NAMES));
+  const modeSet = new Set(list(String(flags.modes), "modes").map((m) => oneOf(m, "modes", OUR_MODE_NAMES)));
+  const modes = OUR_MODE_NAMES.filter((m) => modeSet.has(m));
   const peerNames = new Set(list(String(flags.peers), "peers").map((p) => oneOf(p, "peers", PEER_NAMES)));
   const sections = new Set(
     list(String(flags.sections), "sections").map((s) =>
@@ -848,6 +869,7 @@ export async function main(argv: string[]): Promise<number> {
       buffers,
       runs,
       smallRuns,
+      modes,
       sections: [...sections],
       timeoutSecs,
       quick,
@@ -911,7 +933,7 @@ export async function main(argv: string[]): Promise<number> {
     name: "deno" | "bun" | "compiled",
     file: TestFile,
     sizeMiB: number,
-    mode: "framed" | "classic",
+    mode: OurMode,
     buffer: number | undefined,
   ): Row => ({
     section,
@@ -921,12 +943,12 @@ export async function main(argv: string[]): Promise<number> {
     runtime: name,
     mode,
     buffer,
-    label: `ours ${mode}, ${
+    label: `ours ${OUR_MODES[mode].label}, ${
       name === "compiled" ? `compiled${ours.get(name)?.stale ? " (stale)" : ""}` : name
     }${buffer === undefined ? "" : ` --buffer ${buffer}`}`,
     command: `tcp/server.ts --once --json --out RX${buffer === undefined ? "" : ` --buffer ${buffer}`}; ` +
       `tcp/client.ts --file FILE --json${buffer === undefined ? "" : ` --buffer ${buffer}`}${
-        mode === "classic" ? " --classic" : ""
+        OUR_MODES[mode].clientArgs.map((a) => ` ${a}`).join("")
       } (${ourLabel(name)})`,
     skipped: ours.has(name) ? undefined : oursSkip.get(name) ?? "not available",
     runs: [],
@@ -1022,7 +1044,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(`file: ${file.path} (${file.reused ? "reused" : "new"}), sha256 ${file.sha256}`);
         const these: Row[] = [];
         for (const name of ourNames) {
-          for (const mode of ["framed", "classic"] as const) {
+          for (const mode of modes) {
             for (const buffer of buffers) {
               these.push(oursRow("throughput", name, file, sizeMiB, mode, buffer));
             }
@@ -1079,7 +1101,7 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     // ------------------------------------------------- targets ----
-    targets.push(...judgeTargets(sections, sizes, buffers, bySize, small, ourNames));
+    targets.push(...judgeTargets(sections, sizes, buffers, modes, bySize, small, ourNames));
     if (stale) {
       for (const t of targets) {
         if (/ compiled\b/.test(t.target) && t.met !== null) {
@@ -1219,6 +1241,7 @@ function judgeTargets(
   sections: Set<string>,
   sizes: number[],
   buffers: number[],
+  modes: readonly OurMode[],
   bySize: Map<number, Row[]>,
   small: Row[],
   ourNames: readonly ("deno" | "bun" | "compiled")[],
@@ -1229,20 +1252,21 @@ function judgeTargets(
   const sizeNote = big === TARGET_MIB ? "1 GiB" : `${big} MiB (not 1 GiB: indicative only)`;
   const socatB = at.find((r) => r.tool === "socat-b");
   const name = (n: string) => (n === "compiled" ? "compiled" : n);
-  for (const [mode, factor] of [["classic", 1.0], ["framed", 0.8]] as const) {
+  for (const mode of OUR_MODE_NAMES) {
+    const factor = OUR_MODES[mode].target;
     for (const rt of ourNames) {
-      const target = `TCP ${sizeNote}, --buffer ${TARGET_BUFFER}, ${mode} on ${name(rt)} ≥ ${
+      const target = `TCP ${sizeNote}, --buffer ${TARGET_BUFFER}, ${OUR_MODES[mode].label} on ${name(rt)} ≥ ${
         factor.toFixed(1)
       }× socat -b ${SOCAT_BIG_BLOCK}`;
       const row = at.find((r) =>
         r.tool === "ours" && r.runtime === rt && r.mode === mode && r.buffer === TARGET_BUFFER
       );
-      if (!sections.has("throughput") || !buffers.includes(TARGET_BUFFER)) {
+      if (!sections.has("throughput") || !buffers.includes(TARGET_BUFFER) || !modes.includes(mode)) {
         targets.push({
           target,
           result: "not measured",
           met: null,
-          detail: `needs --buffers ${TARGET_BUFFER}`,
+          detail: !modes.includes(mode) ? `needs --modes ${mode}` : `needs --buffers ${TARGET_BUFFER}`,
         });
       } else if (!row || row.skipped) {
         targets.push({

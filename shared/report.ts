@@ -180,7 +180,9 @@ export function failureLine(
         } s (is the server running? UDP reports no connection errors)`
         : `${host}:${port} closed the connection without a framed reply (is it an imgxfer server? try --classic)`;
     case "mismatch":
-      return `the server's SHA-256 does not match the file: the transfer was corrupted`;
+      return `the server's ${
+        s.xxh128 ? "XXH3-128" : "SHA-256"
+      } does not match the file: the transfer was corrupted`;
     default:
       return `the server did not confirm the file: ${s.response || s.status}`;
   }

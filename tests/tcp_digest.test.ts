@@ -127,6 +127,7 @@ for (const rt of RTS) {
         assert.equal(summary.status, "mismatch");
         assert.equal(summary.verified, false);
         assert.match(String(summary.response), /MISMATCH: XXH3-128 of the received bytes is [0-9a-f]{32},/);
+        assert.match(res.stderr, /the server's XXH3-128 does not match the file/);
         const failed = await srv.waitFor((e) => e.event === "failed");
         assert.match(String(failed.error), /XXH3-128/);
         assert.deepEqual(
