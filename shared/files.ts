@@ -368,7 +368,12 @@ export class ReceivingFile {
    * earlier attempt): cuts the file there and appends from there on.
    */
   resumeAt(length: number): void {
-    this.truncate(length);
+    if (this.#fd === undefined) throw new Error("file already closed");
+    // Only cut a file that is longer: on ext4, truncating a file to 0 marks
+    // it for a flush of everything written when it is closed (auto_da_alloc,
+    // meant for replace-by-truncate), which cost a fresh 1 GiB transfer a
+    // third of its throughput (measured: 1,000 → 1,350-1,480 MB/s).
+    if (fs.fstatSync(this.#fd).size !== length) this.truncate(length);
     this.#written = length;
   }
 
