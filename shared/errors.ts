@@ -67,6 +67,33 @@ export function errorKind(error: unknown): string {
 }
 
 /**
+ * Error codes of a datagram send that lost that datagram but not the path:
+ * a firewall rule dropping some packets (`EPERM` from a local netfilter
+ * drop), a full queue (`ENOBUFS`, `EAGAIN`), an ICMP error reported for an
+ * earlier datagram (`ECONNREFUSED`, `EHOSTUNREACH`, `ENETUNREACH`).
+ */
+const TRANSIENT_SEND_CODES = new Set([
+  "EPERM",
+  "ENOBUFS",
+  "EAGAIN",
+  "EWOULDBLOCK",
+  "EINTR",
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/**
+ * Whether a failed UDP send should count as a lost datagram (the protocol
+ * retransmits it, or the receiver reports it missing) rather than end the
+ * transfer. A Deno permission error (`NotCapable`) never does.
+ */
+export function isTransientSendError(error: unknown): boolean {
+  const { code } = fields(error);
+  return typeof code === "string" && TRANSIENT_SEND_CODES.has(code);
+}
+
+/**
  * Turns a Deno `NotCapable` message into the flag a user has to add.
  *
  * `Requires net access to "127.0.0.1:8082", run again with the --allow-net flag`

@@ -16,8 +16,15 @@
  *   paused above a high-water mark, so memory stays bounded;
  * - errors carry Deno's names (`ConnectionRefused`, `AddrInUse`, …).
  *
+ * On both, `sendMany` skips a datagram the kernel refuses for a passing
+ * reason (a firewall dropping some packets, a full queue: see
+ * `isTransientSendError`) and goes on with the rest, like a network that
+ * loses it.
+ *
  * @module
  */
+
+import { isTransientSendError } from "./errors.ts";
 
 /** A network address, as Deno reports it. */
 export interface NetAddr {
@@ -64,7 +71,9 @@ export interface DatagramConn {
   /**
    * Sends several datagrams to one address, in order: one system call per
    * batch on Bun (`sendMany`), awaited sends one by one on Deno. The buffers
-   * may be reused once the promise resolves.
+   * may be reused once the promise resolves. Resolves to the number sent: a
+   * datagram refused for a passing reason is skipped (lost, as on a lossy
+   * link), any other error rejects.
    */
   sendMany(datagrams: Uint8Array[], addr: NetAddr): Promise<number>;
   /**
@@ -195,8 +204,16 @@ function denoRuntime(deno: AnyDeno): Runtime {
           },
           send: (p, addr) => conn.send(p, addr),
           async sendMany(datagrams, addr) {
-            for (const d of datagrams) await conn.send(d, addr);
-            return datagrams.length;
+            let sent = 0;
+            for (const d of datagrams) {
+              try {
+                await conn.send(d, addr);
+                sent++;
+              } catch (error) {
+                if (!isTransientSendError(error)) throw error;
+              }
+            }
+            return sent;
           },
           receive: (p) => conn.receive(p),
           async receiveBatch() {
@@ -567,15 +584,27 @@ async function bunListenDatagram(bun: AnyBun, o: TcpOptions): Promise<DatagramCo
       }
     },
     sendMany(datagrams, addr) {
-      const args: unknown[] = [];
-      for (const d of datagrams) args.push(d, addr.port, addr.hostname);
-      try {
-        return Promise.resolve(socket.sendMany(args));
-      } catch (error) {
-        const normalised = normaliseBunError(error);
-        if (normalised.name === "ConnectionRefused") return Promise.resolve(datagrams.length);
-        return Promise.reject(normalised);
+      // Bun's sendMany (sendmmsg) stops at the first datagram the kernel
+      // refuses: it returns how many went before it, or throws when it was
+      // the first. Skip that one and send the rest.
+      let sent = 0;
+      for (let from = 0; from < datagrams.length;) {
+        const args: unknown[] = [];
+        for (let i = from; i < datagrams.length; i++) args.push(datagrams[i], addr.port, addr.hostname);
+        let n: number;
+        try {
+          n = socket.sendMany(args);
+        } catch (error) {
+          const normalised = normaliseBunError(error);
+          // ECONNREFUSED: an ICMP "port unreachable" for an earlier datagram, not this one.
+          if (normalised.name === "ConnectionRefused") return Promise.resolve(sent + datagrams.length - from);
+          if (!isTransientSendError(error)) return Promise.reject(normalised);
+          n = 0;
+        }
+        sent += n;
+        from += n + 1; // past the refused one (or past the end when all went)
       }
+      return Promise.resolve(sent);
     },
     receiveBatch: () => queue.takeAll(),
     async receive(p) {

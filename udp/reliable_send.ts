@@ -197,6 +197,19 @@ async function drive(
   // slot of the batch has its own buffer, reused once the batch is sent.
   const pool = Array.from({ length: BATCH }, () => new Uint8Array(sender.dataOverhead + sender.chunkSize));
   const batch: Uint8Array[] = [];
+  // A send the kernel refused (a firewall dropping some packets, a full
+  // queue) loses those datagrams, not the transfer: the core retransmits.
+  let unsent = 0;
+  const sendBatch = async () => {
+    let sent: number;
+    try {
+      sent = await socket.sendMany(batch, server);
+    } catch (error) {
+      throw withContext("sending", error);
+    }
+    unsent += batch.length - sent;
+    batch.length = 0;
+  };
   let hashedChunks = 0;
   /** Set once the whole file was hashed up front (for a resume offer): no hashing on the way. */
   let digestKnown = false;
@@ -267,17 +280,13 @@ async function drive(
           batch.push(wire);
         }
         if (batch.length === BATCH) {
-          await socket.sendMany(batch, server);
-          batch.length = 0;
+          await sendBatch();
           now = clock();
           // Let ACKs in now and then: Bun's sends are synchronous and Deno's resolve quickly.
           if (++sent % 4 === 0) await nextTurn();
         }
       }
-      if (batch.length > 0) {
-        await socket.sendMany(batch, server);
-        batch.length = 0;
-      }
+      if (batch.length > 0) await sendBatch();
       for (let e = sender.pollEvent(); e; e = sender.pollEvent()) {
         if (e.type === "accepted" && !connected) {
           connected = true;
@@ -297,6 +306,11 @@ async function drive(
         } else if (e.type === "done" || e.type === "failed") {
           if (e.type === "done") {
             emit({ type: "sent", file: input.path, packets: sender.chunks - sender.stats.resumedChunks });
+          }
+          if (e.type === "failed" && unsent > 0) {
+            // Say why the server may never have heard from us.
+            const why = "refused by this host: a firewall rule or a full send queue";
+            return { ...e, reason: `${e.reason} (${unsent} datagrams could not be sent, ${why})` };
           }
           return e;
         }

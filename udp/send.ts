@@ -10,7 +10,7 @@
 
 import { createHash } from "node:crypto";
 import { lookup } from "node:dns/promises";
-import { CliError, ExitCode, usageError, withContext } from "../shared/errors.ts";
+import { CliError, ExitCode, isTransientSendError, usageError, withContext } from "../shared/errors.ts";
 import { InputFile } from "../shared/files.ts";
 import { mbps, Stopwatch, type TransferSummary } from "../shared/metrics.ts";
 import {
@@ -129,7 +129,12 @@ export async function sendFileUdp(options: UdpSendOptions): Promise<TransferSumm
         if (n === 0) throw new CliError(`'${options.file}' shrank while it was being sent`, ExitCode.FILE);
         writeClassicHeader(datagram, packets);
         hash.update(datagram.subarray(CLASSIC_HEADER_SIZE, CLASSIC_HEADER_SIZE + n));
-        await socket.send(datagram.subarray(0, CLASSIC_HEADER_SIZE + n), server);
+        try {
+          await socket.send(datagram.subarray(0, CLASSIC_HEADER_SIZE + n), server);
+        } catch (error) {
+          // Lost like any datagram the network drops: the server reports it missing.
+          if (!isTransientSendError(error)) throw error;
+        }
         sent += n;
         packets++;
         if ((packets & 255) === 0) {
