@@ -1,8 +1,9 @@
 /**
  * `chart`: draws a benchmark's results as an SVG (no dependencies): grouped
  * bars of goodput per tool and payload, and goodput against loss (UDP);
- * throughput, peak memory and small-file time per tool (TCP); both stacked
- * (the combined report of `bench/all.ts`).
+ * throughput, peak memory and small-file time per tool (TCP); goodput against
+ * kernel packet loss per tool (bench/loss.ts); all stacked (the combined report
+ * of `bench/all.ts`).
  *
  * ```sh
  * deno task chart                          # results/bench-udp.json → results/bench-udp.svg
@@ -37,7 +38,17 @@ export interface LineSeries {
   points: Array<[number, number]>;
 }
 
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b"];
+const COLORS = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#9467bd",
+  "#d62728",
+  "#8c564b",
+  "#17becf",
+  "#7f7f7f",
+  "#e377c2",
+];
 
 function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -234,6 +245,78 @@ export function udpBenchSvg(
   out.push(
     `<text x="10" y="${height - 8}" font-size="10" fill="#666">${
       escapeXml(`imgxfer bench:udp ${report.date ?? ""} ${report.machine?.cpuModel ?? ""}`)
+    }</text>`,
+  );
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+/** One row of the loss benchmark's report (bench/loss.ts): a tool at one loss level. */
+export interface LossBenchRow {
+  /** Series name, e.g. "tcp-framed (deno)" or "socat". */
+  label: string;
+  lossPercent: number;
+  summary?: { medianMBps?: number | null };
+}
+
+/**
+ * The loss benchmark's report (bench/loss.ts) as one SVG: median goodput
+ * against kernel packet loss per tool, and the same as a share of the tool's
+ * own goodput at 0% loss. A skipped sweep (no rows) gives a one-line note.
+ */
+export function lossBenchSvg(
+  report: { date?: string; rows?: LossBenchRow[]; skipped?: string; machine?: { cpuModel?: string } },
+): string {
+  const rows = (report.rows ?? []).filter((r) => typeof r.summary?.medianMBps === "number");
+  const width = 960;
+  const height = 420;
+  if (rows.length === 0) {
+    const note = report.skipped ? `loss sweep skipped: ${report.skipped}` : "loss sweep: no successful run";
+    return [
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="40" font-family="sans-serif">`,
+      `<rect width="${width}" height="40" fill="white"/>`,
+      `<text x="10" y="24" font-size="12">${escapeXml(note)}</text>`,
+      "</svg>",
+    ].join("\n");
+  }
+  const names = [...new Set(rows.map((r) => r.label))];
+  const points = (n: string) =>
+    rows.filter((r) => r.label === n).sort((a, b) => a.lossPercent - b.lossPercent)
+      .map((r): [number, number] => [r.lossPercent, r.summary!.medianMBps!]);
+  const lines: LineSeries[] = names.map((n) => ({ name: n, points: points(n) }));
+  const relative: LineSeries[] = names.flatMap((n) => {
+    const own = points(n);
+    const zero = own.find(([x]) => x === 0)?.[1];
+    return zero
+      ? [{ name: n, points: own.map(([x, y]): [number, number] => [x, Math.round((1000 * y) / zero) / 10]) }]
+      : [];
+  });
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+  ];
+  out.push(
+    ...linesSvg(
+      { x: 70, y: 40, width: 380, height: 300 },
+      "Goodput against kernel packet loss (median)",
+      lines,
+      "packets dropped each direction (%)",
+      "MB/s",
+    ),
+  );
+  legend(names, 330, 44, out);
+  out.push(
+    ...linesSvg(
+      { x: 560, y: 40, width: 380, height: 300 },
+      "Share of the tool's own 0% goodput",
+      relative,
+      "packets dropped each direction (%)",
+      "% of own 0%",
+    ),
+  );
+  out.push(
+    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${
+      escapeXml(`imgxfer bench:loss ${report.date ?? ""} ${report.machine?.cpuModel ?? ""}`)
     }</text>`,
   );
   out.push("</svg>");
@@ -499,14 +582,16 @@ export function stackSvgs(parts: string[], gap = 12): string {
   ].join("\n");
 }
 
-/** The combined report of bench/all.ts: the TCP chart above the UDP chart. */
+/** The combined report of bench/all.ts: the TCP chart, the UDP chart, then the loss chart. */
 export function benchAllSvg(report: {
   tcp?: Parameters<typeof tcpBenchSvg>[0] | null;
   udp?: Parameters<typeof udpBenchSvg>[0] | null;
+  loss?: Parameters<typeof lossBenchSvg>[0] | null;
 }): string {
   const parts: string[] = [];
   if (report.tcp?.rows) parts.push(tcpBenchSvg(report.tcp));
   if (report.udp?.rows) parts.push(udpBenchSvg(report.udp));
+  if (report.loss?.rows) parts.push(lossBenchSvg(report.loss));
   if (parts.length === 0) {
     parts.push(
       `<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="24" font-size="12">` +
@@ -522,8 +607,9 @@ export const HELP = `Usage: chart [options]
 Draws a benchmark's JSON report as an SVG chart. A UDP report (bench:udp):
 goodput per tool and payload on loopback, and goodput against loss through
 the relay. A TCP report (bench:tcp): throughput and receiver peak RSS per
-tool for the biggest file, and the small image's time. The combined report
-(bench, results/bench.json): both, stacked.
+tool for the biggest file, and the small image's time. A loss report
+(bench:loss): goodput against kernel packet loss per tool. The combined
+report (bench, results/bench.json): all of them, stacked.
 
 Options:
   --in PATH    the report (default results/bench-udp.json)
@@ -553,7 +639,9 @@ export function main(argv: string[]): Promise<number> {
   }
   const svg = report?.tool === "bench/tcp.ts"
     ? tcpBenchSvg(report)
-    : report?.tool === "bench/all.ts" || (report && !report.rows && (report.tcp || report.udp))
+    : report?.tool === "bench/loss.ts"
+    ? lossBenchSvg(report)
+    : report?.tool === "bench/all.ts" || (report && !report.rows && (report.tcp || report.udp || report.loss))
     ? benchAllSvg(report)
     : udpBenchSvg(report);
   fs.writeFileSync(str(flags, "out"), svg);

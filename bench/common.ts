@@ -51,6 +51,53 @@ export function median(values: number[]): number | null {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** The part of a timed run every benchmark summarizes. */
+export interface TimedRun {
+  /** Whether the run delivered the file intact. */
+  ok: boolean;
+  /** Wall seconds (null when the run failed). */
+  seconds: number | null;
+  /** Bytes / seconds / 10^6 (null when the run failed). */
+  mbPerS: number | null;
+}
+
+/** Median and spread of a row's successful runs. */
+export interface RunSummary {
+  /** Successful runs. */
+  ok: number;
+  /** All runs. */
+  runs: number;
+  /** Median MB/s of the successful runs. */
+  medianMBps: number | null;
+  /** Lowest MB/s. */
+  minMBps: number | null;
+  /** Highest MB/s. */
+  maxMBps: number | null;
+  /** Median seconds. */
+  medianSeconds: number | null;
+  /** Lowest seconds. */
+  minSeconds: number | null;
+  /** Highest seconds. */
+  maxSeconds: number | null;
+}
+
+/** The {@linkcode RunSummary} of `runs` (only the successful ones count). */
+export function summarizeRuns(runs: TimedRun[]): RunSummary {
+  const good = runs.filter((r) => r.ok && r.mbPerS !== null && r.seconds !== null);
+  const mbps = good.map((r) => r.mbPerS as number);
+  const secs = good.map((r) => r.seconds as number);
+  return {
+    ok: good.length,
+    runs: runs.length,
+    medianMBps: median(mbps),
+    minMBps: mbps.length ? Math.min(...mbps) : null,
+    maxMBps: mbps.length ? Math.max(...mbps) : null,
+    medianSeconds: median(secs),
+    minSeconds: secs.length ? Math.min(...secs) : null,
+    maxSeconds: secs.length ? Math.max(...secs) : null,
+  };
+}
+
 /** fmtMB (shared by the benchmarks). */
 export function fmtMB(x: number | null | undefined): string {
   if (x === null || x === undefined) return "-";

@@ -37,6 +37,8 @@ import {
   randomTestFile,
   ratio,
   round,
+  type RunSummary,
+  summarizeRuns,
   table,
   tail,
   which,
@@ -271,15 +273,7 @@ export interface RunRecord {
 }
 
 /** Median and spread of a row's successful runs. */
-export interface RowSummary {
-  ok: number;
-  runs: number;
-  medianMBps: number | null;
-  minMBps: number | null;
-  maxMBps: number | null;
-  medianSeconds: number | null;
-  minSeconds: number | null;
-  maxSeconds: number | null;
+export interface RowSummary extends RunSummary {
   /** Peak RSS medians over successful runs, in MiB. */
   senderRssMiB: number | null;
   receiverRssMiB: number | null;
@@ -315,19 +309,10 @@ const mib = (kib: number | null) => (kib === null ? null : round(kib / 1024, 1))
 
 function summarize(row: Row): RowSummary {
   const good = row.runs.filter((r) => r.ok && r.mbPerS !== null && r.seconds !== null);
-  const mbps = good.map((r) => r.mbPerS as number);
-  const secs = good.map((r) => r.seconds as number);
   const tx = good.map((r) => r.senderRssKiB).filter((x): x is number => x !== null);
   const rx = good.map((r) => r.receiverRssKiB).filter((x): x is number => x !== null);
   return {
-    ok: good.length,
-    runs: row.runs.length,
-    medianMBps: median(mbps),
-    minMBps: mbps.length ? Math.min(...mbps) : null,
-    maxMBps: mbps.length ? Math.max(...mbps) : null,
-    medianSeconds: median(secs),
-    minSeconds: secs.length ? Math.min(...secs) : null,
-    maxSeconds: secs.length ? Math.max(...secs) : null,
+    ...summarizeRuns(row.runs),
     senderRssMiB: mib(median(tx)),
     receiverRssMiB: mib(median(rx)),
     receiverRssMaxMiB: mib(rx.length ? Math.max(...rx) : null),

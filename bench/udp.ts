@@ -34,6 +34,8 @@ import {
   randomTestFile,
   ratio,
   round,
+  type RunSummary,
+  summarizeRuns,
   table,
   tail,
   which,
@@ -117,16 +119,6 @@ interface RunRecord {
   details: Record<string, unknown>;
 }
 
-/** Median and spread of a row's successful runs. */
-interface RowSummary {
-  ok: number;
-  runs: number;
-  medianMBps: number | null;
-  minMBps: number | null;
-  maxMBps: number | null;
-  medianSeconds: number | null;
-}
-
 /** One table row: a tool and configuration at one payload (and loss). */
 interface Row {
   section: "loopback" | "loss";
@@ -138,21 +130,8 @@ interface Row {
   command?: string;
   skipped?: string;
   runs: RunRecord[];
-  summary?: RowSummary;
+  summary?: RunSummary;
   ratioToZeroLoss?: number | null;
-}
-
-function summarize(row: Row): RowSummary {
-  const good = row.runs.filter((r) => r.ok && r.mbPerS !== null && r.seconds !== null);
-  const mbps = good.map((r) => r.mbPerS as number);
-  return {
-    ok: good.length,
-    runs: row.runs.length,
-    medianMBps: median(mbps),
-    minMBps: mbps.length ? Math.min(...mbps) : null,
-    maxMBps: mbps.length ? Math.max(...mbps) : null,
-    medianSeconds: median(good.map((r) => r.seconds as number)),
-  };
 }
 
 // ---------------------------------------------------------- the file ----
@@ -706,7 +685,7 @@ export async function main(argv: string[]): Promise<number> {
     rows,
   };
   const writeReport = () => {
-    for (const row of rows) if (!row.skipped) row.summary = summarize(row);
+    for (const row of rows) if (!row.skipped) row.summary = summarizeRuns(row.runs);
     report.totalSeconds = round((performance.now() - began) / 1000, 1);
     fs.mkdirSync(dirname(reportPath), { recursive: true });
     fs.writeFileSync(reportPath, JSON.stringify(report, null, 2) + "\n");
@@ -861,7 +840,7 @@ export async function main(argv: string[]): Promise<number> {
       const body: string[][] = [];
       for (const payload of payloads) {
         const these = rowsAt.get(payload)!;
-        for (const row of these) row.summary = row.skipped ? undefined : summarize(row);
+        for (const row of these) row.summary = row.skipped ? undefined : summarizeRuns(row.runs);
         const uftp = these.find((r) => r.tool === "uftp")?.summary?.medianMBps;
         const atftp = these.find((r) => r.tool === "atftp")?.summary?.medianMBps;
         for (const row of these) {
@@ -960,7 +939,7 @@ export async function main(argv: string[]): Promise<number> {
       const body: string[][] = [];
       for (const name of runtimeNames) {
         const mine = sweep.filter((r) => r.runtime === name);
-        for (const row of mine) row.summary = row.skipped ? undefined : summarize(row);
+        for (const row of mine) row.summary = row.skipped ? undefined : summarizeRuns(row.runs);
         const zero = mine.find((r) => r.lossPercent === 0)?.summary?.medianMBps;
         for (const row of mine) {
           const s = row.summary;
