@@ -41,6 +41,7 @@ import { encodeFramedHeader, FramedStatus, parseFramedReply } from "../shared/pr
 import { decodeReliable, encodeReliable, MsgType, ReliableStatus } from "../shared/protocol_reliable.ts";
 import { seededRandom } from "../shared/rng.ts";
 import {
+  assertNoCrashOnStderr,
   delay,
   isResumePartial,
   leftoverTemps,
@@ -52,12 +53,11 @@ import {
   runtimePid,
   runtimes,
   SAMPLE,
-  type ServerProcess,
+  ScratchDirs,
   sha256File,
   sha256Hex,
   startServerTracked,
   stopLiveServers,
-  tempDir,
   waitUntil,
 } from "./helpers.ts";
 
@@ -67,17 +67,9 @@ const GIB = 1024 * 1024 * 1024;
 const KIB = 1024;
 const MIB = 1024 * 1024;
 
-const dirs: string[] = [];
+const scratch = new ScratchDirs("imgxfer-conc-");
 after(stopLiveServers);
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function freshDir(prefix = "imgxfer-conc-"): string {
-  const dir = tempDir(prefix);
-  dirs.push(dir);
-  return dir;
-}
+after(() => scratch.cleanup());
 
 type Kind = "framed" | "classic-tcp" | "reliable" | "classic-udp";
 
@@ -100,7 +92,7 @@ const COUNTS: Record<Kind, number> = { "framed": 60, "classic-tcp": 40, "reliabl
 let jobsCache: Job[] | undefined;
 function jobs(): Job[] {
   if (jobsCache) return jobsCache;
-  const src = freshDir("imgxfer-conc-src-");
+  const src = scratch.fresh("imgxfer-conc-src-");
   const rand = seededRandom(SEED);
   const between = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   const sizeFor = (kind: Kind, i: number): number => {
@@ -268,12 +260,6 @@ function digestsOf(dir: string, pattern: RegExp): string[] {
   return listDir(dir).filter((f) => pattern.test(f)).map((f) => sha256File(join(dir, f))).sort();
 }
 
-function stderrIsClean(srv: ServerProcess): void {
-  const err = srv.stderr();
-  assert.ok(!err.includes("    at "), `stack trace on the server's stderr:\n${err}`);
-  assert.ok(!/Uncaught|Unhandled|panicked/i.test(err), `uncaught error on the server's stderr:\n${err}`);
-}
-
 for (const rt of RTS) {
   describe(`${rt.name} servers under load`, () => {
     test(
@@ -282,8 +268,8 @@ for (const rt of RTS) {
       { timeout: 420_000 },
       async () => {
         const all = jobs();
-        const tcpOut = freshDir();
-        const udpOut = freshDir();
+        const tcpOut = scratch.fresh();
+        const udpOut = scratch.fresh();
         const common = ["--idle-timeout", "2", "--max-clients", "400"];
         const tcp = await startServerTracked(rt, "tcp/server.ts", [
           "--out",
@@ -326,7 +312,7 @@ for (const rt of RTS) {
           }
 
           // The slow TCP sender: 3000 bytes in 150-byte pieces every 200 ms (under the 2 s idle timeout).
-          const slowData = makeSeededFile(freshDir(), "slow.bin", 3000, SEED + 7);
+          const slowData = makeSeededFile(scratch.fresh(), "slow.bin", 3000, SEED + 7);
           const slowBytes = new Uint8Array(fs.readFileSync(slowData));
           const slowTcp = (async () => {
             const raw = await connectRaw(tcp.port);
@@ -342,7 +328,7 @@ for (const rt of RTS) {
             return parseFramedReply(new Uint8Array(raw.received()));
           })();
           // The slow reliable UDP sender: 120 KB paced at 40 KB/s.
-          const slowUdpFile = makeSeededFile(freshDir(), "slowudp.bin", 120_000, SEED + 8);
+          const slowUdpFile = makeSeededFile(scratch.fresh(), "slowudp.bin", 120_000, SEED + 8);
           const slowUdp = sendFileReliable({
             host: "127.0.0.1",
             port: udp.port,
@@ -514,8 +500,8 @@ for (const rt of RTS) {
           console.log(
             `[info] ${rt.name}: resumable partials kept for the stalled transfers: ${partials.length}`,
           );
-          stderrIsClean(tcp);
-          stderrIsClean(udp);
+          assertNoCrashOnStderr(tcp);
+          assertNoCrashOnStderr(udp);
         } finally {
           stalledTcp?.sock.destroy();
           stalledUdp.sock.close();
@@ -528,8 +514,8 @@ for (const rt of RTS) {
     test("--max-clients 5: the sixth concurrent TCP sender and the sixth reliable UDP session get BUSY", {
       timeout: 60_000,
     }, async () => {
-      const tcpOut = freshDir();
-      const udpOut = freshDir();
+      const tcpOut = scratch.fresh();
+      const udpOut = scratch.fresh();
       const tcp = await startServerTracked(rt, "tcp/server.ts", ["--out", tcpOut, "--max-clients", "5"]);
       const udp = await startServerTracked(rt, "udp/server.ts", ["--out", udpOut, "--max-clients", "5"]);
       const held: Array<Awaited<ReturnType<typeof connectRaw>>> = [];
@@ -611,7 +597,7 @@ for (const rt of RTS) {
       async () => {
         // udp-server --help: "--max-clients N  transfers served at once; more are refused (default 256)".
         // Only reliable sessions are counted: classic senders open unlimited sessions, each an open spool file.
-        const out = freshDir();
+        const out = scratch.fresh();
         const udp = await startServerTracked(rt, "udp/server.ts", [
           "--out",
           out,
@@ -626,7 +612,7 @@ for (const rt of RTS) {
             await sendUdp(h.sock, new Uint8Array([0, 0, 0, 0, 1, 2, 3]), udp.port); // packet 0, no end marker
             await udp.waitFor((e) => e.event === "connection" && e.from === `127.0.0.1:${h.port}`);
           }
-          const small = makeSeededFile(freshDir(), "sixth.bin", 3000, SEED + 9);
+          const small = makeSeededFile(scratch.fresh(), "sixth.bin", 3000, SEED + 9);
           const sixth = await sendFileUdp({ host: "127.0.0.1", port: udp.port, file: small, buffer: 1400 });
           const parts = listDir(out).filter((f) => f.endsWith(".part")).length;
           assert.ok(parts <= 5, `${parts} classic spool files open with --max-clients 5`);

@@ -58,12 +58,12 @@ import {
   runtimePid,
   runtimes,
   SAMPLE,
+  ScratchDirs,
   type ServerProcess,
   sha256File,
   sha256Hex,
   startServerTracked,
   stopLiveServers,
-  tempDir,
   waitUntil,
 } from "./helpers.ts";
 
@@ -76,17 +76,9 @@ const MAGIC = new Uint8Array([0x89, 0x49, 0x58, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** RSS may grow by at most this much over a fuzz run (KiB): generous, but catches a leak per input. */
 const RSS_GROWTH_LIMIT_KIB = 384 * 1024;
 
-const dirs: string[] = [];
+const scratch = new ScratchDirs("imgxfer-fuzz-");
 after(stopLiveServers);
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function freshDir(): string {
-  const d = tempDir("imgxfer-fuzz-");
-  dirs.push(d);
-  return d;
-}
+after(() => scratch.cleanup());
 
 // ------------------------------------------------------------- random ----
 
@@ -500,7 +492,7 @@ for (const rt of RTS) {
         timeout: 600_000,
       },
       async () => {
-        const out = freshDir();
+        const out = scratch.fresh();
         const srv = await startServerTracked(rt, "tcp/server.ts", ["--out", out, "--idle-timeout", "5"]);
         const pid = runtimePid(srv.child.pid!);
         try {
@@ -620,7 +612,7 @@ for (const rt of RTS) {
         timeout: 300_000,
       },
       async () => {
-        const out = freshDir();
+        const out = scratch.fresh();
         const srv = await startServerTracked(rt, "udp/server.ts", [
           "--out",
           out,
@@ -780,7 +772,7 @@ for (const rt of RTS) {
       async () => {
         // Without --max-size the limit is 64 GiB and one 34-byte datagram (sequence 2^31-1, 30 bytes)
         // asks for 64 GiB of zeros; 200M keeps this test's worst case at 100 MB on disk.
-        const out = freshDir();
+        const out = scratch.fresh();
         const srv = await startServerTracked(rt, "udp/server.ts", [
           "--out",
           out,

@@ -6,13 +6,17 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomInt } from "node:crypto";
+import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { encodeFramedHeader, parseFramedReply } from "../shared/protocol.ts";
+import { decodeReliable, encodeReliable, MsgType, ReliableStatus } from "../shared/protocol_reliable.ts";
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -316,6 +320,13 @@ export function lastJson(stdout: string): Record<string, unknown> {
 // ---------------------------------------------------------------------------
 // Helpers for the hardened-server tests (concurrency, ENOSPC, live fuzzing,
 // symbolic links). Appended; nothing above depends on them.
+
+/** Asserts that the server printed no stack trace and no uncaught error on its stderr. */
+export function assertNoCrashOnStderr(srv: ServerProcess): void {
+  const err = srv.stderr();
+  assert.ok(!err.includes("    at "), `stack trace on the server's stderr:\n${err}`);
+  assert.ok(!/Uncaught|Unhandled|panicked/i.test(err), `uncaught error on the server's stderr:\n${err}`);
+}
 
 /** Resolves after `ms` milliseconds. */
 export function delay(ms: number): Promise<void> {
@@ -651,5 +662,90 @@ export function startTcpProxy(target: number, flipAt?: number): Promise<TcpProxy
           }),
       });
     });
+  });
+}
+
+const sha256Bytes = (bytes: Uint8Array) => new Uint8Array(createHash("sha256").update(bytes).digest());
+
+/** Sends `body` as a framed TCP transfer named `name`, by hand; resolves to the parsed reply. */
+export function sendFramedByHand(port: number, name: string, body: Uint8Array) {
+  return new Promise<ReturnType<typeof parseFramedReply>>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = net.connect(port, "127.0.0.1", () => {
+      sock.write(encodeFramedHeader({ name, size: body.length }));
+      sock.write(body);
+      sock.end(sha256Bytes(body));
+    });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error("no reply within 15 s"));
+    }, 15000);
+    sock.on("data", (d: Buffer) => chunks.push(d));
+    sock.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve(parseFramedReply(new Uint8Array(Buffer.concat(chunks))));
+    });
+  });
+}
+
+/**
+ * Sends `body` over reliable UDP as `name`, by hand, in 1000-byte chunks:
+ * HELLO until ACCEPT, then the chunks and FIN (all repeated every 200 ms)
+ * until DONE or ABORT. Resolves to that message (or the refusing ACCEPT).
+ */
+export function sendReliableByHand(port: number, name: string, body: Uint8Array) {
+  const session = randomInt(1, 0xffffffff);
+  const chunkSize = 1000;
+  const chunks = Math.ceil(body.length / chunkSize);
+  const hello = encodeReliable({ type: MsgType.HELLO, session, chunkSize, size: body.length, name });
+  const rest = [
+    ...Array.from({ length: chunks }, (_, seq) =>
+      encodeReliable({
+        type: MsgType.DATA,
+        session,
+        seq,
+        payload: body.subarray(seq * chunkSize, (seq + 1) * chunkSize),
+      })),
+    encodeReliable({ type: MsgType.FIN, session, chunks, size: body.length, digest: sha256Bytes(body) }),
+  ];
+  return new Promise<ReturnType<typeof decodeReliable>>((resolve, reject) => {
+    const sock = dgram.createSocket("udp4");
+    let accepted = false;
+    const send = () => {
+      for (const d of accepted ? rest : [hello]) sock.send(d, port, "127.0.0.1");
+    };
+    const retry = setInterval(send, 200);
+    const timer = setTimeout(() => finish(new Error("no DONE within 15 s")), 15000);
+    const finish = (result: Error | ReturnType<typeof decodeReliable>) => {
+      clearInterval(retry);
+      clearTimeout(timer);
+      sock.close();
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    sock.on("error", (e) => finish(e));
+    sock.on("message", (bytes: Buffer) => {
+      let msg;
+      try {
+        msg = decodeReliable(new Uint8Array(bytes));
+      } catch {
+        return;
+      }
+      if (msg.session !== session) return;
+      if (msg.type === MsgType.ACCEPT) {
+        if (msg.status !== ReliableStatus.OK) return finish(msg);
+        if (!accepted) {
+          accepted = true;
+          send();
+        }
+      } else if (msg.type === MsgType.DONE || msg.type === MsgType.ABORT) {
+        finish(msg);
+      }
+    });
+    sock.bind(0, "127.0.0.1", send);
   });
 }

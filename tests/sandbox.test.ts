@@ -20,13 +20,11 @@
 
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomInt } from "node:crypto";
-import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
-import { encodeFramedHeader, FramedStatus, parseFramedReply } from "../shared/protocol.ts";
-import { decodeReliable, encodeReliable, MsgType, ReliableStatus } from "../shared/protocol_reliable.ts";
+import { FramedStatus } from "../shared/protocol.ts";
+import { MsgType, ReliableStatus } from "../shared/protocol_reliable.ts";
 import {
   lastJson,
   listDir,
@@ -34,6 +32,8 @@ import {
   runEntry,
   runtimeNamed,
   SAMPLE,
+  sendFramedByHand,
+  sendReliableByHand,
   type ServerProcess,
   sha256File,
   startServer,
@@ -116,96 +116,8 @@ function assertNamesFlag(line: string, kind: "read" | "write", path: string): vo
   assert.ok(flags.includes(path), `'${line}' does not name --allow-${kind}=${path}`);
 }
 
-const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest();
-
 const ESCAPE_NAME = "../../escape.txt";
 const ESCAPE_BODY = new TextEncoder().encode("this file tries to leave --out\n");
-
-/** Sends `body` as a framed TCP transfer named `name`, by hand; resolves to the server's reply. */
-function sendFramed(port: number, name: string, body: Uint8Array) {
-  return new Promise<ReturnType<typeof parseFramedReply>>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const sock = net.connect(port, "127.0.0.1", () => {
-      sock.write(encodeFramedHeader({ name, size: body.length }));
-      sock.write(body);
-      sock.end(sha256(body));
-    });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error("no reply within 15 s"));
-    }, 15000);
-    sock.on("data", (d) => chunks.push(d));
-    sock.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    sock.on("close", () => {
-      clearTimeout(timer);
-      resolve(parseFramedReply(new Uint8Array(Buffer.concat(chunks))));
-    });
-  });
-}
-
-/**
- * Sends `body` (one chunk) over reliable UDP as `name`, by hand: HELLO until
- * ACCEPT, DATA until acknowledged, FIN until DONE. Resolves to the DONE (or
- * ABORT, or the refusing ACCEPT).
- */
-function sendReliable(port: number, name: string, body: Uint8Array) {
-  const session = randomInt(1, 0xffffffff);
-  const chunkSize = 1024;
-  const hello = encodeReliable({ type: MsgType.HELLO, session, chunkSize, size: body.length, name });
-  const data = encodeReliable({ type: MsgType.DATA, session, seq: 0, payload: body });
-  const fin = encodeReliable({
-    type: MsgType.FIN,
-    session,
-    chunks: 1,
-    size: body.length,
-    digest: sha256(body),
-  });
-  return new Promise<ReturnType<typeof decodeReliable>>((resolve, reject) => {
-    const sock = dgram.createSocket("udp4");
-    let current = hello;
-    const send = () => sock.send(current, port, "127.0.0.1");
-    const retry = setInterval(send, 200);
-    const timer = setTimeout(
-      () => finish(new Error(`no DONE within 15 s (still sending type ${current[1]})`)),
-      15000,
-    );
-    const finish = (result: Error | ReturnType<typeof decodeReliable>) => {
-      clearInterval(retry);
-      clearTimeout(timer);
-      sock.close();
-      if (result instanceof Error) reject(result);
-      else resolve(result);
-    };
-    sock.on("error", (e) => finish(e));
-    sock.on("message", (bytes) => {
-      let msg;
-      try {
-        msg = decodeReliable(new Uint8Array(bytes));
-      } catch {
-        return;
-      }
-      if (msg.session !== session) return;
-      if (msg.type === MsgType.ACCEPT) {
-        if (msg.status !== ReliableStatus.OK) return finish(msg);
-        if (current === hello) {
-          current = data;
-          send();
-        }
-      } else if (msg.type === MsgType.ACK) {
-        if (msg.cumulative >= 1 && current !== fin) {
-          current = fin;
-          send();
-        }
-      } else if (msg.type === MsgType.DONE || msg.type === MsgType.ABORT) {
-        finish(msg);
-      }
-    });
-    sock.bind(0, "127.0.0.1", send);
-  });
-}
 
 interface ServerCase {
   script: "tcp/server.ts" | "udp/server.ts";
@@ -245,7 +157,7 @@ const CASES: ServerCase[] = [
     received: "received_input.jpeg",
     escaped: "received_escape.txt",
     async sendNamed(port, name, body) {
-      const reply = await sendFramed(port, name, body);
+      const reply = await sendFramedByHand(port, name, body);
       assert.ok("value" in reply, `incomplete reply: ${JSON.stringify(reply)}`);
       assert.equal(reply.value.status, FramedStatus.OK, reply.value.message);
       assert.equal(reply.value.bytes, body.length);
@@ -267,7 +179,7 @@ const CASES: ServerCase[] = [
     received: "received_input_udp.jpeg",
     escaped: "received_escape_udp.txt",
     async sendNamed(port, name, body) {
-      const reply = await sendReliable(port, name, body);
+      const reply = await sendReliableByHand(port, name, body);
       assert.equal(reply.type, MsgType.DONE, JSON.stringify(reply));
       if (reply.type !== MsgType.DONE) return;
       assert.equal(reply.status, ReliableStatus.OK, reply.message);

@@ -26,42 +26,37 @@
 
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, randomInt } from "node:crypto";
+import { createHash } from "node:crypto";
 import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
 import { sendFileReliable, sendFileTcp, sendFileUdp } from "../mod.ts";
+import { encodeClassicData, encodeClassicEnd, encodeFramedHeader } from "../shared/protocol.ts";
+import { encodeReliable, MsgType, ReliableStatus } from "../shared/protocol_reliable.ts";
 import {
-  encodeClassicData,
-  encodeClassicEnd,
-  encodeFramedHeader,
-  parseFramedReply,
-} from "../shared/protocol.ts";
-import { decodeReliable, encodeReliable, MsgType, ReliableStatus } from "../shared/protocol_reliable.ts";
-import {
+  assertNoCrashOnStderr,
   delay,
   leftoverTemps,
   listDir,
   makeSeededFile,
   type RuntimeInfo,
   runtimes,
-  type ServerProcess,
+  ScratchDirs,
+  sendFramedByHand,
+  sendReliableByHand,
   sha256File,
   skipBecause,
   startServerTracked,
   stopLiveServers,
-  tempDir,
   waitUntil,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
 
-const dirs: string[] = [];
+const scratch = new ScratchDirs("imgxfer-symlink-");
 after(stopLiveServers);
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+after(() => scratch.cleanup());
 
 /**
  * `base/out` is the server's `--out`; `base/outside` holds the link targets:
@@ -75,8 +70,7 @@ interface Layout {
 }
 
 function layout(): Layout {
-  const base = tempDir("imgxfer-symlink-");
-  dirs.push(base);
+  const base = scratch.fresh();
   const out = join(base, "out");
   const outside = join(base, "outside");
   const src = join(base, "src");
@@ -116,91 +110,6 @@ function assertStillLink(path: string, target: string): void {
   assert.equal(fs.readlinkSync(path), target);
 }
 
-const sha256 = (bytes: Uint8Array) => new Uint8Array(createHash("sha256").update(bytes).digest());
-
-/** Sends `body` as a framed TCP transfer named `name`, by hand; resolves to the parsed reply. */
-function sendFramedNamed(port: number, name: string, body: Uint8Array) {
-  return new Promise<ReturnType<typeof parseFramedReply>>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const sock = net.connect(port, "127.0.0.1", () => {
-      sock.write(encodeFramedHeader({ name, size: body.length }));
-      sock.write(body);
-      sock.end(sha256(body));
-    });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error("no reply within 15 s"));
-    }, 15000);
-    sock.on("data", (d: Buffer) => chunks.push(d));
-    sock.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    sock.on("close", () => {
-      clearTimeout(timer);
-      resolve(parseFramedReply(new Uint8Array(Buffer.concat(chunks))));
-    });
-  });
-}
-
-/**
- * Sends `body` over reliable UDP as `name`, by hand, in 1000-byte chunks:
- * HELLO until ACCEPT, then the chunks and FIN (all repeated every 200 ms)
- * until DONE or ABORT. Resolves to that message (or the refusing ACCEPT).
- */
-function sendReliableNamed(port: number, name: string, body: Uint8Array) {
-  const session = randomInt(1, 0xffffffff);
-  const chunkSize = 1000;
-  const chunks = Math.ceil(body.length / chunkSize);
-  const hello = encodeReliable({ type: MsgType.HELLO, session, chunkSize, size: body.length, name });
-  const rest = [
-    ...Array.from({ length: chunks }, (_, seq) =>
-      encodeReliable({
-        type: MsgType.DATA,
-        session,
-        seq,
-        payload: body.subarray(seq * chunkSize, (seq + 1) * chunkSize),
-      })),
-    encodeReliable({ type: MsgType.FIN, session, chunks, size: body.length, digest: sha256(body) }),
-  ];
-  return new Promise<ReturnType<typeof decodeReliable>>((resolve, reject) => {
-    const sock = dgram.createSocket("udp4");
-    let accepted = false;
-    const send = () => {
-      for (const d of accepted ? rest : [hello]) sock.send(d, port, "127.0.0.1");
-    };
-    const retry = setInterval(send, 200);
-    const timer = setTimeout(() => finish(new Error("no DONE within 15 s")), 15000);
-    const finish = (result: Error | ReturnType<typeof decodeReliable>) => {
-      clearInterval(retry);
-      clearTimeout(timer);
-      sock.close();
-      if (result instanceof Error) reject(result);
-      else resolve(result);
-    };
-    sock.on("error", (e) => finish(e));
-    sock.on("message", (bytes: Buffer) => {
-      let msg;
-      try {
-        msg = decodeReliable(new Uint8Array(bytes));
-      } catch {
-        return;
-      }
-      if (msg.session !== session) return;
-      if (msg.type === MsgType.ACCEPT) {
-        if (msg.status !== ReliableStatus.OK) return finish(msg);
-        if (!accepted) {
-          accepted = true;
-          send();
-        }
-      } else if (msg.type === MsgType.DONE || msg.type === MsgType.ABORT) {
-        finish(msg);
-      }
-    });
-    sock.bind(0, "127.0.0.1", send);
-  });
-}
-
 /** Sends an incomplete classic UDP transfer by hand: packets 0 and 2 of 3 and the end marker, until a reply. */
 async function sendClassicWithHole(port: number, chunk: number): Promise<string> {
   const sock = dgram.createSocket("udp4");
@@ -223,12 +132,6 @@ async function sendClassicWithHole(port: number, chunk: number): Promise<string>
   } finally {
     sock.close();
   }
-}
-
-function stderrIsClean(srv: ServerProcess): void {
-  const err = srv.stderr();
-  assert.ok(!err.includes("    at "), `stack trace on the server's stderr:\n${err}`);
-  assert.ok(!/Uncaught|Unhandled|panicked/i.test(err), `uncaught error on the server's stderr:\n${err}`);
 }
 
 for (const rt of RTS) {
@@ -276,7 +179,7 @@ for (const rt of RTS) {
             "received_photo.jpeg",
             "received_photo_1.jpeg",
           ]);
-          stderrIsClean(srv);
+          assertNoCrashOnStderr(srv);
         } finally {
           await srv.stop();
         }
@@ -324,7 +227,7 @@ for (const rt of RTS) {
             "zero-filled hole expected",
           );
           assert.equal(listDir(l.out).length, 6, listDir(l.out).join(" "));
-          stderrIsClean(srv);
+          assertNoCrashOnStderr(srv);
         } finally {
           await srv.stop();
         }
@@ -351,10 +254,10 @@ for (const rt of RTS) {
         const udp = await startServerTracked(rt, "udp/server.ts", ["--out", l.out]);
         try {
           for (const name of names) {
-            const reply = await sendFramedNamed(tcp.port, name, body);
+            const reply = await sendFramedByHand(tcp.port, name, body);
             assert.ok("value" in reply, `no complete reply for ${name}`);
             assert.equal(reply.value.status, 0, `${name}: ${reply.value.message}`);
-            const done = await sendReliableNamed(udp.port, name, body);
+            const done = await sendReliableByHand(udp.port, name, body);
             assert.equal(done.type, MsgType.DONE, `${name}: ${JSON.stringify(done)}`);
             assert.equal(
               (done as { status: number }).status,
@@ -378,8 +281,8 @@ for (const rt of RTS) {
           for (const f of saved) {
             assert.equal(fs.readFileSync(join(l.out, f), "utf8"), "hostile payload\n", f);
           }
-          stderrIsClean(tcp);
-          stderrIsClean(udp);
+          assertNoCrashOnStderr(tcp);
+          assertNoCrashOnStderr(udp);
         } finally {
           await tcp.stop();
           await udp.stop();
@@ -444,7 +347,7 @@ for (const rt of RTS) {
           const script = transport === "tcp" ? "tcp/server.ts" : "udp/server.ts";
           // Deno's --seed makes crypto.randomUUID() repeatable; Bun has no such switch.
           const permissions = rt.name === "deno" ? ["--allow-all", "--seed=20261125"] : undefined;
-          const body = makeSeededFile(tempDirTracked(), "photo.jpeg", 20_000, 7);
+          const body = makeSeededFile(scratch.fresh(), "photo.jpeg", 20_000, 7);
           const bytes = new Uint8Array(fs.readFileSync(body));
 
           /** Opens the transfer (framed header and 1000 bytes, or HELLO and one chunk) and leaves it in progress. */
@@ -489,7 +392,7 @@ for (const rt of RTS) {
 
           // 1. Learn the temporary name a fresh server picks for its first transfer, twice.
           const learn = async (): Promise<string> => {
-            const learnOut = tempDirTracked();
+            const learnOut = scratch.fresh();
             const learner = await startServerTracked(rt, script, ["--out", learnOut], { permissions });
             try {
               const end = await begin(learner.port);
@@ -514,10 +417,10 @@ for (const rt of RTS) {
           /** Sends the whole file by hand; whether the server confirmed it. */
           const sendWhole = async (port: number): Promise<boolean> => {
             if (transport === "tcp") {
-              const reply = await sendFramedNamed(port, "photo.jpeg", bytes);
+              const reply = await sendFramedByHand(port, "photo.jpeg", bytes);
               return "value" in reply && reply.value.status === 0;
             }
-            const answer = await sendReliableNamed(port, "photo.jpeg", bytes);
+            const answer = await sendReliableByHand(port, "photo.jpeg", bytes);
             return answer.type === MsgType.DONE && answer.status === ReliableStatus.OK;
           };
           const finalName = transport === "tcp" ? "received_photo.jpeg" : "received_photo_udp.jpeg";
@@ -559,7 +462,7 @@ for (const rt of RTS) {
                     firstOk ? "saved under another temporary name" : "refused"
                   }, second ${secondOk ? "saved" : "refused"}`,
               );
-              stderrIsClean(srv);
+              assertNoCrashOnStderr(srv);
             } finally {
               await srv.stop();
             }
@@ -568,10 +471,4 @@ for (const rt of RTS) {
       );
     }
   });
-}
-
-function tempDirTracked(): string {
-  const d = tempDir("imgxfer-symlink-");
-  dirs.push(d);
-  return d;
 }

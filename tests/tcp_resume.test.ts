@@ -30,11 +30,11 @@ import {
   runEntry,
   type RuntimeInfo,
   runtimes,
+  ScratchDirs,
   type ServerProcess,
   sha256File,
-  sleep,
   startServer,
-  tempDir,
+  waitUntil,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
@@ -44,27 +44,12 @@ const BIG = 64 << 20;
 /** The partial size at which a slow transfer is interrupted. */
 const CUT_AT = 8 << 20;
 
-const dirs: string[] = [];
+const scratch = new ScratchDirs("imgxfer-resume-");
 const live = new Set<ChildProcess>();
 after(() => {
   for (const child of live) child.kill("SIGKILL");
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  scratch.cleanup();
 });
-
-function freshDir(): string {
-  const dir = tempDir("imgxfer-resume-");
-  dirs.push(dir);
-  return dir;
-}
-
-/** Polls `check` every 20 ms until it returns true; fails after `timeoutMs`. */
-async function until(check: () => boolean, what: string, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The resumable partial files in `dir`. */
 function partials(dir: string): string[] {
@@ -171,7 +156,11 @@ async function slowTransfer(
 ): Promise<{ proxy: Proxy; sender: Background }> {
   const proxy = await startSlowProxy(srv.port);
   const sender = startClient(client, ["--port", String(proxy.port), "--file", file, "--json", ...extra]);
-  await until(() => partialSize(out) >= CUT_AT || sender.child.exitCode !== null, "a partial of 8 MiB");
+  await waitUntil(
+    () => partialSize(out) >= CUT_AT || sender.child.exitCode !== null,
+    "a partial of 8 MiB",
+    20_000,
+  );
   assert.equal(sender.child.exitCode, null, `the slow transfer ended early: ${sender.output()}`);
   return { proxy, sender };
 }
@@ -229,8 +218,8 @@ for (const rt of RTS) {
       test(`${label}: a client killed mid-transfer, then --resume, sends only the rest`, {
         timeout: 120000,
       }, async () => {
-        const out = freshDir();
-        const file = makeFile(freshDir(), "big.bin", BIG);
+        const out = scratch.fresh();
+        const file = makeFile(scratch.fresh(), "big.bin", BIG);
         let srv = await startServer(rt, "tcp/server.ts", ["--out", out, ...key]);
         const { proxy, sender } = await slowTransfer(client, srv, out, file, [...key, ...digest]);
         try {
@@ -269,8 +258,8 @@ for (const rt of RTS) {
     test("--resume after the source changed restarts from 0; with nothing on the server it sends all", {
       timeout: 90000,
     }, async () => {
-      const out = freshDir();
-      const src = freshDir();
+      const out = scratch.fresh();
+      const src = scratch.fresh();
       const size = 3 << 20;
       const file = makeFile(src, "data.bin", size);
       const srv = await startServer(rt, "tcp/server.ts", ["--out", out]);
@@ -300,8 +289,8 @@ for (const rt of RTS) {
     test("without --resume a transfer starts over, and the partial it replaces is gone", {
       timeout: 60000,
     }, async () => {
-      const out = freshDir();
-      const file = makeFile(freshDir(), "again.bin", 2 << 20);
+      const out = scratch.fresh();
+      const file = makeFile(scratch.fresh(), "again.bin", 2 << 20);
       const srv = await startServer(rt, "tcp/server.ts", ["--out", out]);
       try {
         await leavePartial(srv, "again.bin", 2 << 20, fs.readFileSync(file).subarray(0, 1 << 20));
@@ -322,8 +311,8 @@ for (const rt of RTS) {
     test("a server stopped by SIGTERM mid-transfer keeps the partial; the restarted one resumes it", {
       timeout: 120000,
     }, async () => {
-      const out = freshDir();
-      const file = makeFile(freshDir(), "big.bin", BIG);
+      const out = scratch.fresh();
+      const file = makeFile(scratch.fresh(), "big.bin", BIG);
       const args = ["--out", out, "--psk", KEY, "--shutdown-grace", "0.5"];
       let srv = await startServer(rt, "tcp/server.ts", args);
       const { proxy, sender } = await slowTransfer(client, srv, out, file, ["--psk", KEY]);
@@ -359,10 +348,10 @@ for (const rt of RTS) {
     test("a link planted at a partial's name is not followed: the transfer goes to a plain temporary file", {
       timeout: 60000,
     }, async () => {
-      const out = freshDir();
-      const outside = freshDir();
+      const out = scratch.fresh();
+      const outside = scratch.fresh();
       const size = 100_000;
-      const file = makeFile(freshDir(), "linked.bin", size);
+      const file = makeFile(scratch.fresh(), "linked.bin", size);
       const target = join(outside, "target.bin");
       fs.writeFileSync(target, "untouched");
       const partial = join(out, `.received_linked.bin.${resumeId(["tcp", "linked.bin", size])}.resume.part`);
@@ -383,8 +372,8 @@ for (const rt of RTS) {
     test("a second transfer of the same file while one runs leaves the first one's partial alone", {
       timeout: 120000,
     }, async () => {
-      const out = freshDir();
-      const file = makeFile(freshDir(), "big.bin", BIG);
+      const out = scratch.fresh();
+      const file = makeFile(scratch.fresh(), "big.bin", BIG);
       const srv = await startServer(rt, "tcp/server.ts", ["--out", out]);
       const { proxy, sender } = await slowTransfer(client, srv, out, file);
       try {

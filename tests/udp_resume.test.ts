@@ -30,6 +30,7 @@ import {
   sha256File,
   sleep,
   startServer,
+  waitUntil,
 } from "./helpers.ts";
 
 const RTS: RuntimeInfo[] = runtimes();
@@ -38,15 +39,6 @@ const SIZE = 64 << 20;
 const scratch = new ScratchDirs("imgxfer-udp-resume-");
 after(() => scratch.cleanup());
 const freshDir = (): string => scratch.fresh();
-
-/** Polls `check` every 50 ms until it returns true; fails after `timeoutMs`. */
-async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** The partial (`….resume.part`) and its sidecar (`….resume.part.json`) in `dir`. */
 function partials(dir: string): { part?: string; sidecar?: string } {
@@ -155,7 +147,7 @@ for (const rt of RTS) {
         const srv = await startUdpServer(rt, out, keyed);
         try {
           const slow = startSlowClient(rt, srv.port, source, keyed);
-          await until(() => holds(out, 8 << 20), "8 MiB recorded in the partial's sidecar");
+          await waitUntil(() => holds(out, 8 << 20), "8 MiB recorded in the partial's sidecar", 30_000, 50);
           process.kill(slow.child.pid!, "SIGKILL");
           await slow.exited;
           assert.ok(!srv.events.some((e) => e.event === "received"), "the kill landed before the end");
@@ -186,7 +178,7 @@ for (const rt of RTS) {
         let second: ServerProcess | undefined;
         try {
           const slow = startSlowClient(rt, first.port, source, true);
-          await until(() => holds(out, 8 << 20), "8 MiB recorded in the partial's sidecar");
+          await waitUntil(() => holds(out, 8 << 20), "8 MiB recorded in the partial's sidecar", 30_000, 50);
           process.kill(first.child.pid!, "SIGTERM");
           assert.equal(await first.exited(10_000), 0, first.stderr());
           await sleep(200); // the last lines of its output
@@ -218,7 +210,7 @@ for (const rt of RTS) {
         const srv = await startUdpServer(rt, out, false);
         try {
           const slow = startSlowClient(rt, srv.port, source, false);
-          await until(() => holds(out, 8 << 20), "8 MiB recorded in the partial's sidecar");
+          await waitUntil(() => holds(out, 8 << 20), "8 MiB recorded in the partial's sidecar", 30_000, 50);
           process.kill(slow.child.pid!, "SIGKILL");
           await slow.exited;
           // Past --idle-timeout (1 s) of silence the killed client's session gives way to a new sender.
