@@ -36,6 +36,8 @@ export function digestLabel(name: DigestName): string {
 export interface ContentHash {
   /** Which algorithm this is. */
   readonly algorithm: DigestName;
+  /** How many bytes were added so far. */
+  readonly bytes: number;
   /** Adds `data`. */
   update(data: Uint8Array): void;
   /** The digest of the bytes added so far; hashing can go on. */
@@ -51,6 +53,7 @@ export function sha256Hash(): ContentHash {
 
 class Sha256Hash implements ContentHash {
   readonly algorithm = "sha256";
+  bytes = 0;
   #hash: Hash;
 
   constructor(hash: Hash) {
@@ -59,6 +62,7 @@ class Sha256Hash implements ContentHash {
 
   update(data: Uint8Array): void {
     this.#hash.update(data);
+    this.bytes += data.length;
   }
 
   peek(): Uint8Array {
@@ -80,6 +84,7 @@ interface WasmHasher {
 
 class Xxh128Hash implements ContentHash {
   readonly algorithm = "xxh128";
+  bytes = 0;
   #hasher: WasmHasher;
   #spent = false;
 
@@ -90,6 +95,7 @@ class Xxh128Hash implements ContentHash {
   update(data: Uint8Array): void {
     if (this.#spent) throw new Error("hash already finished");
     this.#hasher.update(data);
+    this.bytes += data.length;
   }
 
   peek(): Uint8Array {

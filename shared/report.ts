@@ -16,6 +16,7 @@ import {
   type SummaryRow,
   type TransferSummary,
 } from "./metrics.ts";
+import { digestLabel } from "./digest.ts";
 import { runtime } from "./runtime.ts";
 import type { ServerEvent, ServerHandle } from "./server_events.ts";
 
@@ -67,6 +68,13 @@ export function printClientEvent(out: Output, transport: "tcp" | "udp", event: C
   }
 }
 
+/** The digest a summary or event names: XXH3-128 when the transfer used it, else SHA-256. */
+function namedDigest(d: { sha256?: string; xxh128?: string }): { label: string; hex?: string } {
+  return d.xxh128 !== undefined
+    ? { label: digestLabel("xxh128"), hex: d.xxh128 }
+    : { label: digestLabel("sha256"), hex: d.sha256 };
+}
+
 /** The summary block's rows: the original's five, then what we add. */
 export function summaryRows(s: TransferSummary): SummaryRow[] {
   const rows: SummaryRow[] = [
@@ -97,7 +105,7 @@ export function summaryRows(s: TransferSummary): SummaryRow[] {
   if (s.resumedBytes !== undefined) {
     rows.push(["Resumed", `skipped ${groupDigits(s.resumedBytes)} bytes already on the server`]);
   }
-  const verified = s.verified ? `, ${s.xxh128 ? "XXH3-128" : "SHA-256"} verified by the server` : "";
+  const verified = s.verified ? `, ${namedDigest(s).label} verified by the server` : "";
   const keyed = s.authenticated ? ", authenticated with the pre-shared key" : "";
   rows.push(["Mode", `${s.mode}${verified}${keyed}`]);
   rows.push(["Status", s.status]);
@@ -149,7 +157,7 @@ export function printSummary(out: Output, s: TransferSummary): void {
   }
   out.endProgress("send");
   if (s.verified) {
-    const [label, hex] = s.xxh128 ? ["XXH3-128", s.xxh128] : ["SHA-256", s.sha256];
+    const { label, hex } = namedDigest(s);
     out.log(`[*] Verified: the server's ${label} matches (${hex})`);
   }
   out.result("");
@@ -180,9 +188,7 @@ export function failureLine(
         } s (is the server running? UDP reports no connection errors)`
         : `${host}:${port} closed the connection without a framed reply (is it an imgxfer server? try --classic)`;
     case "mismatch":
-      return `the server's ${
-        s.xxh128 ? "XXH3-128" : "SHA-256"
-      } does not match the file: the transfer was corrupted`;
+      return `the server's ${namedDigest(s).label} does not match the file: the transfer was corrupted`;
     default:
       return `the server did not confirm the file: ${s.response || s.status}`;
   }
@@ -215,9 +221,8 @@ export function printServerEvent(out: Output, event: ServerEvent): void {
       if (event.complete) {
         out.result(`[*] File received and saved as '${event.path}'.`);
         if (event.verified) {
-          out.log(
-            event.xxh128 ? `[*] XXH3-128 verified: ${event.xxh128}` : `[*] SHA-256 verified: ${event.sha256}`,
-          );
+          const { label, hex } = namedDigest(event);
+          out.log(`[*] ${label} verified: ${hex}`);
         }
         if (event.resumedBytes) {
           out.log(

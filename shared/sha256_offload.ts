@@ -259,19 +259,21 @@ export class Sha256Offloader {
   }
 
   /**
-   * A hash for `remainingBytes` more bytes. `state` continues a hash that
-   * already covers a prefix (a resumed transfer), or is of another
-   * algorithm than SHA-256: it stays inline (a midstate cannot move to
-   * another thread); so does a hash whose `running()` digest is `needed`
-   * (authenticated records tag it).
+   * A hash for `remainingBytes` more bytes, going on from `state` (a fresh
+   * SHA-256 when absent). A state that already covers bytes (a resumed
+   * prefix) or is of another algorithm than SHA-256 stays inline (a
+   * midstate cannot move to another thread); so does a hash whose
+   * `running()` digest is `needed` (authenticated records tag it). A fresh
+   * SHA-256 state may be replaced by a worker's.
    */
   async start(
     remainingBytes: number,
     state?: ContentHash,
     needed: { running?: boolean } = {},
   ): Promise<StreamHash> {
+    const continued = state !== undefined && (state.bytes > 0 || state.algorithm !== "sha256");
     if (
-      state !== undefined || needed.running || remainingBytes < OFFLOAD_THRESHOLD ||
+      continued || needed.running || remainingBytes < OFFLOAD_THRESHOLD ||
       this.#busy >= this.#maxWorkers ||
       typeof Worker !== "function"
     ) {

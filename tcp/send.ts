@@ -2,12 +2,12 @@
  * Sending a file over TCP, framed (default) or classic.
  *
  * Framed: header, bytes, SHA-256 (or, asked for, XXH3-128); the server's
- * reply carries its own digest, which must match. Classic: the raw bytes, then a half-close; the reply is
- * whatever text the server sends back (the original sends
- * `SUCCESS: File received`; `nc` and `socat` send nothing).
+ * reply carries its own digest, which must match. Classic: the raw bytes,
+ * then a half-close; the reply is whatever text the server sends back (the
+ * original sends `SUCCESS: File received`; `nc` and `socat` send nothing).
  *
- * With a pre-shared key, `resume` or the XXH3-128 digest, the framed sender speaks a version-2
- * session instead: a key handshake (the server proves itself first, then the
+ * With a pre-shared key, `resume` or the XXH3-128 digest, the framed sender
+ * speaks a version-2 session instead: a key handshake (the server proves itself first, then the
  * client), the server's offer of what it already holds of the file, and,
  * under a key, authenticated records (the pieces both ends share are in
  * `session.ts`).
@@ -253,8 +253,7 @@ export async function sendFileTcp(options: TcpSendOptions): Promise<TcpTransferS
 
 async function transfer(t: Transfer): Promise<TcpTransferSummary> {
   const { classic, psk, resume, host, port } = t.options;
-  const fastDigest = t.hash !== undefined && t.hash.algorithm !== "sha256";
-  const session = !classic && (psk !== undefined || resume === true || fastDigest);
+  const session = !classic && (psk !== undefined || resume === true || algorithm(t) !== "sha256");
   let digest: Uint8Array | undefined;
   try {
     if (session) {
@@ -290,7 +289,7 @@ async function handshake(t: Transfer): Promise<TcpTransferSummary | undefined> {
   const { psk, resume } = t.options;
   const clientNonce = randomNonce();
   const flags = (psk ? SessionFlags.KEY : 0) | (resume ? SessionFlags.RESUME : 0) |
-    (t.hash?.algorithm === "xxh128" ? SessionFlags.XXH128 : 0);
+    (algorithm(t) === "xxh128" ? SessionFlags.XXH128 : 0);
   const request = encodeSessionRequest({
     name: sentName(t.options.file),
     size: t.input.size,
@@ -425,7 +424,7 @@ async function sendBody(t: Transfer): Promise<Uint8Array | undefined> {
   const workers = t.options.hashWorkers ?? defaultHashWorkers(availableParallelism());
   const hash = await new Sha256Offloader(workers).start(
     t.input.size - t.sent,
-    t.sent > 0 || t.hash.algorithm !== "sha256" ? t.hash : undefined,
+    t.hash,
     { running: t.keys !== undefined },
   );
   try {

@@ -587,14 +587,17 @@ async function receiveFramed(c: Connection): Promise<void> {
   const watch = new Stopwatch();
   const file = c.file = openFile(c, name, request.size);
   const algorithm = sessionDigest(request.flags);
-  let hash: ContentHash | undefined;
-  if (session) hash = await startSession(c, request, file, keys);
-  else file.resumeAt(0);
+  let hash: ContentHash;
+  if (session) {
+    hash = await startSession(c, request, file, keys);
+  } else {
+    file.resumeAt(0);
+    hash = await createContentHash(algorithm);
+  }
   const resumedBytes = file.written;
   const stream = await c.server.offloader.start(
     request.size - resumedBytes,
-    // A resumed prefix's state, or another algorithm than SHA-256, stays inline.
-    resumedBytes > 0 || algorithm !== "sha256" ? hash : undefined,
+    hash,
     { running: keys !== undefined },
   );
   let expected: Uint8Array;

@@ -87,6 +87,9 @@ describe("Sha256Offloader", () => {
     const d = await pool.start(OFFLOAD_THRESHOLD);
     d.close();
     assert.equal(pool.busy, 0, "released by close()");
+    const fresh = await pool.start(OFFLOAD_THRESHOLD, sha256Hash());
+    assert.equal(fresh.offloaded, true, "a fresh SHA-256 state may move to a worker");
+    fresh.close();
     b.close();
     assert.equal((await new Sha256Offloader(0).start(1 << 30)).offloaded, false);
     const xxh = await pool.start(OFFLOAD_THRESHOLD, await createContentHash("xxh128"));
