@@ -184,6 +184,27 @@ export function linesSvg(
   return out;
 }
 
+/** An SVG document of `width` × `height` on white, holding `body`. */
+function svgDocument(width: number, height: number, body: string[]): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    ...body,
+    "</svg>",
+  ].join("\n");
+}
+
+/** The grey line at a chart's foot: which benchmark, when, on which CPU. */
+function footer(
+  height: number,
+  bench: string,
+  report: { date?: string; machine?: { cpuModel?: string } },
+): string {
+  return `<text x="10" y="${height - 8}" font-size="10" fill="#666">${
+    escapeXml(`imgxfer ${bench} ${report.date ?? ""} ${report.machine?.cpuModel ?? ""}`)
+  }</text>`;
+}
+
 interface BenchRow {
   section: string;
   tool: string;
@@ -218,10 +239,7 @@ export function udpBenchSvg(
   }));
   const width = 960;
   const height = 420;
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-  ];
+  const out: string[] = [];
   out.push(
     ...barsSvg(
       { x: 70, y: 40, width: 470, height: 300 },
@@ -242,13 +260,8 @@ export function udpBenchSvg(
     ),
   );
   legend(lines.map((l) => l.name), 800, 44, out);
-  out.push(
-    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${
-      escapeXml(`imgxfer bench:udp ${report.date ?? ""} ${report.machine?.cpuModel ?? ""}`)
-    }</text>`,
-  );
-  out.push("</svg>");
-  return out.join("\n");
+  out.push(footer(height, "bench:udp", report));
+  return svgDocument(width, height, out);
 }
 
 /** One row of the loss benchmark's report (bench/loss.ts): a tool at one loss level. */
@@ -272,12 +285,7 @@ export function lossBenchSvg(
   const height = 420;
   if (rows.length === 0) {
     const note = report.skipped ? `loss sweep skipped: ${report.skipped}` : "loss sweep: no successful run";
-    return [
-      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="40" font-family="sans-serif">`,
-      `<rect width="${width}" height="40" fill="white"/>`,
-      `<text x="10" y="24" font-size="12">${escapeXml(note)}</text>`,
-      "</svg>",
-    ].join("\n");
+    return svgDocument(width, 40, [`<text x="10" y="24" font-size="12">${escapeXml(note)}</text>`]);
   }
   const names = [...new Set(rows.map((r) => r.label))];
   const points = (n: string) =>
@@ -291,10 +299,7 @@ export function lossBenchSvg(
       ? [{ name: n, points: own.map(([x, y]): [number, number] => [x, Math.round((1000 * y) / zero) / 10]) }]
       : [];
   });
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-  ];
+  const out: string[] = [];
   out.push(
     ...linesSvg(
       { x: 70, y: 40, width: 380, height: 300 },
@@ -314,13 +319,8 @@ export function lossBenchSvg(
       "% of own 0%",
     ),
   );
-  out.push(
-    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${
-      escapeXml(`imgxfer bench:loss ${report.date ?? ""} ${report.machine?.cpuModel ?? ""}`)
-    }</text>`,
-  );
-  out.push("</svg>");
-  return out.join("\n");
+  out.push(footer(height, "bench:loss", report));
+  return svgDocument(width, height, out);
 }
 
 // ------------------------------------------------------------------ TCP ----
@@ -490,8 +490,6 @@ export function tcpBenchSvg(
   const height = smallTop + smallHeight + 60;
   const sizeText = biggest >= 1024 && biggest % 1024 === 0 ? `${biggest / 1024} GiB` : `${biggest} MiB`;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${width / 2}" y="20" font-size="15" text-anchor="middle">${
       escapeXml(`imgxfer TCP on loopback, file to file (median of runs)`)
     }</text>`,
@@ -549,13 +547,8 @@ export function tcpBenchSvg(
   const y = smallTop + keys.length * 16;
   out.push(`<rect x="730" y="${y}" width="10" height="10" fill="${TCP_COLORS.deno}" fill-opacity="0.55"/>`);
   out.push(`<text x="745" y="${y + 9}" font-size="11">lighter: classic (raw stream)</text>`);
-  out.push(
-    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${
-      escapeXml(`imgxfer bench:tcp ${report.date ?? ""} ${report.machine?.cpuModel ?? ""}`)
-    }</text>`,
-  );
-  out.push("</svg>");
-  return out.join("\n");
+  out.push(footer(height, "bench:tcp", report));
+  return svgDocument(width, height, out);
 }
 
 /** Stacks whole SVG documents vertically into one (each keeps its own size). */
@@ -573,13 +566,7 @@ export function stackSvgs(parts: string[], gap = 12): string {
     y += h + gap;
     width = Math.max(width, w);
   }
-  const height = Math.max(0, y - gap);
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-    ...body,
-    "</svg>",
-  ].join("\n");
+  return svgDocument(width, Math.max(0, y - gap), body);
 }
 
 /** The combined report of bench/all.ts: the TCP chart, the UDP chart, then the loss chart. */
