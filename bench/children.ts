@@ -89,6 +89,20 @@ export class Children {
     return ended.code === 0 ? child.out.stdout : "";
   }
 
+  /**
+   * Whether a TCP socket listens on 127.0.0.1:`port` (or any address), from
+   * /proc/net/tcp; `undefined` when that cannot be read.
+   */
+  async listeningOn(port: number): Promise<boolean | undefined> {
+    const text = await this.readProc("/proc/net/tcp");
+    if (text === "") return undefined;
+    const hex = port.toString(16).toUpperCase().padStart(4, "0");
+    return text.split("\n").some((line) => {
+      const f = line.trim().split(/\s+/);
+      return (f[1] === `0100007F:${hex}` || f[1] === `00000000:${hex}`) && f[3] === "0A";
+    });
+  }
+
   /** The first line a program prints for `args` (e.g. `--version`), stdout or stderr. */
   async versionOf(exe: string, args: string[]): Promise<string> {
     const child = this.start(`${exe} version`, [exe, ...args], 15000);

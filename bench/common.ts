@@ -51,6 +51,12 @@ export function median(values: number[]): number | null {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** Empties `dir` (making it if needed); the folder itself stays (it may be a mount point). */
+export function emptyDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const name of fs.readdirSync(dir)) fs.rmSync(join(dir, name), { recursive: true, force: true });
+}
+
 /** The part of a timed run every benchmark summarizes. */
 export interface TimedRun {
   /** Whether the run delivered the file intact. */

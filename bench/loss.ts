@@ -33,6 +33,7 @@ import { CliError, ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
 import { lossBenchSvg } from "./chart.ts";
 import {
+  emptyDir,
   fmtMB,
   fmtRatio,
   jsonLines,
@@ -421,19 +422,6 @@ async function kernelCounters(): Promise<Record<string, number>> {
 }
 
 /** Inside: whether something listens on 127.0.0.1:`port` (TCP), from /proc/net/tcp. */
-async function listeningOn(port: number): Promise<boolean> {
-  const hex = port.toString(16).toUpperCase().padStart(4, "0");
-  return (await children.readProc("/proc/net/tcp")).split("\n").some((line) => {
-    const f = line.trim().split(/\s+/);
-    return (f[1] === `0100007F:${hex}` || f[1] === `00000000:${hex}`) && f[3] === "0A";
-  });
-}
-
-/** Inside: empties (or makes) the receive folder (it may be a mount point: kept itself). */
-function freshDir(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true });
-  for (const name of fs.readdirSync(dir)) fs.rmSync(join(dir, name), { recursive: true, force: true });
-}
 
 /**
  * Inside: mounts a tmpfs on `dir` when this namespace has its own mounts
@@ -576,7 +564,7 @@ async function socatRun(socat: string, ctx: RunContext, run: number): Promise<Ru
   ], ctx.timeoutMs + 60000);
   let sender: Child | undefined;
   try {
-    if (!await waitUntil(receiver, () => listeningOn(port), 10000, 50)) {
+    if (!await waitUntil(receiver, async () => await children.listeningOn(port) === true, 10000, 50)) {
       record.error = `the socat receiver did not listen: ${tail(receiver.out.stderr) || "no output"}`;
       return record;
     }
@@ -866,7 +854,7 @@ async function sweep(config: Config, nsFlag: string): Promise<number> {
       // Interleave the tools run by run, so drift on a noisy machine hits them alike.
       for (let n = 1; n <= runs; n++) {
         for (const row of these) {
-          freshDir(rx);
+          emptyDir(rx);
           const [before, snmpBefore] = [await nftCounters(nft), await kernelCounters()];
           let record: RunRecord;
           try {
@@ -930,7 +918,7 @@ async function sweep(config: Config, nsFlag: string): Promise<number> {
     writeReport();
   } finally {
     await stopAll();
-    freshDir(rx);
+    emptyDir(rx);
     if (storage.startsWith("a tmpfs")) await exec([which("umount", SBIN) ?? "umount", rx]);
     fs.rmSync(rx, { recursive: true, force: true });
     process.off("SIGINT", onSignal);

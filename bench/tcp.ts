@@ -28,6 +28,7 @@ import { ExitCode, usageError } from "../shared/errors.ts";
 import { runtime } from "../shared/runtime.ts";
 import { tcpBenchSvg } from "./chart.ts";
 import {
+  emptyDir,
   fmtMB,
   fmtRatio,
   jsonLines,
@@ -110,16 +111,6 @@ const stopAll = () => children.stopAll();
 const readProc = (path: string) => children.readProc(path);
 
 /** Whether something listens on 127.0.0.1:`port` (TCP), from /proc/net/tcp; undefined if unreadable. */
-async function listeningOn(port: number): Promise<boolean | undefined> {
-  const text = await readProc("/proc/net/tcp");
-  if (text === "") return undefined;
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  const any = `00000000:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  return text.split("\n").some((line) => {
-    const f = line.trim().split(/\s+/);
-    return (f[1] === local || f[1] === any) && f[3] === "0A";
-  });
-}
 
 // ------------------------------------------------------------ peak RSS ----
 
@@ -337,10 +328,6 @@ interface TestFile {
 }
 
 /** Removes everything in `dir` (received files, leftovers of a failed run). */
-function emptyDir(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true });
-  for (const name of fs.readdirSync(dir)) fs.rmSync(join(dir, name), { recursive: true, force: true });
-}
 
 // ------------------------------------------------------------ transfers ----
 
@@ -419,11 +406,11 @@ async function runJob(
         port = ready.port;
       }
     } else {
-      const probe = await listeningOn(ready.port);
+      const probe = await children.listeningOn(ready.port);
       if (probe === undefined) {
         await sleep(300); // no /proc/net/tcp: give it time
         if (!rcv.exited) port = ready.port;
-      } else if (await waitUntil(rcv, async () => await listeningOn(ready.port) === true, 30000)) {
+      } else if (await waitUntil(rcv, async () => await children.listeningOn(ready.port) === true, 30000)) {
         port = ready.port;
       }
     }
